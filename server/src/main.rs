@@ -1,1 +1,129 @@
-fn main(){}
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use openraft::BasicNode;
+use synod::api::{self, MAX_RECV_BYTES};
+use synod::config::{socket_addr, Config};
+use synod::raft::{Members, Node};
+use synod_proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer, Member,
+};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("synod={0},openraft=warn,{0}", config.log_level))
+    });
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("synod: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let specs = config.members()?;
+    let me = specs
+        .iter()
+        .find(|m| m.name == config.name)
+        .ok_or("this member is missing from --initial-cluster")?;
+    if specs.len() > 1 {
+        return Err("multi-member clusters are not supported yet: run one member".into());
+    }
+    let nodes: BTreeMap<u64, BasicNode> = specs
+        .iter()
+        .map(|m| (m.id, BasicNode::new(m.peer_urls.join(","))))
+        .collect();
+    let members = Members {
+        id: me.id,
+        cluster_id: config.cluster_id(&specs),
+        nodes,
+    };
+    let node = Node::start(&config.data_dir, members).await?;
+    let member_list: Vec<Member> = specs
+        .iter()
+        .map(|m| Member {
+            id: m.id,
+            name: m.name.clone(),
+            peer_ur_ls: m.peer_urls.clone(),
+            client_ur_ls: if m.id == me.id {
+                config.advertised_client_urls()
+            } else {
+                Vec::new()
+            },
+            is_learner: false,
+        })
+        .collect();
+
+    let mut servers = tokio::task::JoinSet::new();
+    for url in config.client_urls() {
+        let addr = socket_addr(&url).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {url}: {e}"))?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let router = tonic::transport::Server::builder()
+            .add_service(
+                KvServer::new(api::kv::KvService::new(node.clone()))
+                    .max_decoding_message_size(MAX_RECV_BYTES),
+            )
+            .add_service(
+                WatchServer::new(api::watch::WatchService::new(node.clone()))
+                    .max_decoding_message_size(MAX_RECV_BYTES),
+            )
+            .add_service(
+                LeaseServer::new(api::lease::LeaseService::new(node.clone()))
+                    .max_decoding_message_size(MAX_RECV_BYTES),
+            )
+            .add_service(ClusterServer::new(api::cluster::ClusterService::new(
+                node.clone(),
+                member_list.clone(),
+            )))
+            .add_service(
+                MaintenanceServer::new(api::maintenance::MaintenanceService::new(node.clone()))
+                    .max_encoding_message_size(usize::MAX),
+            );
+        tracing::info!(%url, "serving client requests");
+        servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown_signal()));
+    }
+    tracing::info!(name = %config.name, member = format!("{:x}", me.id), data_dir = %config.data_dir.display(), "synod ready");
+    while let Some(res) = servers.join_next().await {
+        res??;
+    }
+    tracing::info!("shutting down");
+    let _ = node.raft.shutdown().await;
+    node.db.flush_async().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

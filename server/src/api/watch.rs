@@ -1,0 +1,300 @@
+//! Watch streams. Each watcher is a task that first catches up from storage
+//! (history replay) and then follows the changes the apply path broadcasts.
+//! A watcher that falls behind the broadcast catches up from storage again,
+//! so apply never waits for a watcher and no event is lost or repeated.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use synod_proto::etcdserverpb::watch_create_request::FilterType;
+use synod_proto::etcdserverpb::watch_request::RequestUnion;
+use synod_proto::etcdserverpb::watch_server::Watch;
+use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
+use synod_proto::mvccpb::{event::EventType, Event};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::mvcc::KeyRange;
+use crate::raft::Node;
+
+/// How many revisions one history read covers while catching up.
+const CATCH_UP_REVS: i64 = 512;
+/// etcd's progress-notify interval.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
+
+pub struct WatchService {
+    node: Arc<Node>,
+}
+
+impl WatchService {
+    pub fn new(node: Arc<Node>) -> Self {
+        WatchService { node }
+    }
+}
+
+type Out = mpsc::Sender<Result<WatchResponse, Status>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    async fn watch(
+        &self,
+        req: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(128);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let mut watchers: HashMap<i64, oneshot::Sender<()>> = HashMap::new();
+            let mut next_id = 0i64;
+            while let Some(Ok(msg)) = inbound.next().await {
+                match msg.request_union {
+                    Some(RequestUnion::CreateRequest(c)) => {
+                        let mut id = c.watch_id;
+                        if id == 0 {
+                            while watchers.contains_key(&next_id) {
+                                next_id += 1;
+                            }
+                            id = next_id;
+                            next_id += 1;
+                        } else if watchers.contains_key(&id) {
+                            let resp = WatchResponse {
+                                header: Some(node.header(node.store.current_rev())),
+                                watch_id: id,
+                                created: true,
+                                canceled: true,
+                                cancel_reason:
+                                    "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                                ..Default::default()
+                            };
+                            if tx.send(Ok(resp)).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        // Subscribe before reading the revision so nothing
+                        // committed in between is missed.
+                        let changes = node.store.subscribe();
+                        let current = node.store.current_rev();
+                        let created = WatchResponse {
+                            header: Some(node.header(current)),
+                            watch_id: id,
+                            created: true,
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(created)).await.is_err() {
+                            break;
+                        }
+                        let (cancel_tx, cancel_rx) = oneshot::channel();
+                        watchers.insert(id, cancel_tx);
+                        let w = Watcher::new(node.clone(), id, c, current, tx.clone());
+                        tokio::spawn(w.run(changes, cancel_rx));
+                    }
+                    // Cancelling an unknown watch is silently ignored, as in etcd.
+                    Some(RequestUnion::CancelRequest(c))
+                        if watchers.remove(&c.watch_id).is_some() =>
+                    {
+                        let resp = WatchResponse {
+                            header: Some(node.header(node.store.current_rev())),
+                            watch_id: c.watch_id,
+                            canceled: true,
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(resp)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(RequestUnion::ProgressRequest(_)) => {
+                        let resp = WatchResponse {
+                            header: Some(node.header(node.store.current_rev())),
+                            watch_id: -1,
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(resp)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(RequestUnion::CancelRequest(_)) | None => {}
+                }
+            }
+            // Dropping the cancel senders stops every watcher of the stream.
+            drop(watchers);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Watcher {
+    node: Arc<Node>,
+    id: i64,
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+    no_put: bool,
+    no_delete: bool,
+    prev_kv: bool,
+    progress: bool,
+    /// The first revision this watcher has not delivered yet.
+    next: i64,
+    out: Out,
+}
+
+impl Watcher {
+    fn new(node: Arc<Node>, id: i64, c: WatchCreateRequest, current: i64, out: Out) -> Self {
+        let key = if c.key.is_empty() { vec![0] } else { c.key };
+        let has = |f: FilterType| c.filters.contains(&(f as i32));
+        Watcher {
+            node,
+            id,
+            key,
+            range_end: c.range_end,
+            no_put: has(FilterType::Noput),
+            no_delete: has(FilterType::Nodelete),
+            prev_kv: c.prev_kv,
+            progress: c.progress_notify,
+            next: if c.start_revision > 0 {
+                c.start_revision
+            } else {
+                current + 1
+            },
+            out,
+        }
+    }
+
+    fn wants(&self, ev: &Event) -> bool {
+        let Some(kv) = ev.kv.as_ref() else {
+            return false;
+        };
+        if kv.mod_revision < self.next
+            || !KeyRange::new(&self.key, &self.range_end).contains(&kv.key)
+        {
+            return false;
+        }
+        let put = ev.r#type == EventType::Put as i32;
+        !(put && self.no_put || !put && self.no_delete)
+    }
+
+    /// Sends events (already filtered); false when the client is gone.
+    async fn send(&mut self, mut events: Vec<Event>, through: i64) -> bool {
+        self.next = self.next.max(through + 1);
+        if events.is_empty() {
+            return true;
+        }
+        if !self.prev_kv {
+            for e in &mut events {
+                e.prev_kv = None;
+            }
+        }
+        let rev = events
+            .last()
+            .and_then(|e| e.kv.as_ref())
+            .map_or(through, |kv| kv.mod_revision);
+        let resp = WatchResponse {
+            header: Some(self.node.header(rev)),
+            watch_id: self.id,
+            events,
+            ..Default::default()
+        };
+        self.out.send(Ok(resp)).await.is_ok()
+    }
+
+    /// Replays history from `next` up to the current revision; false when
+    /// the watch ended (client gone, or history compacted away).
+    async fn catch_up(&mut self) -> bool {
+        loop {
+            let (current, compacted) = {
+                let st = self.node.store.read();
+                (st.rev, st.compact_rev)
+            };
+            if self.next > current {
+                return true;
+            }
+            if self.next < compacted {
+                let resp = WatchResponse {
+                    header: Some(self.node.header(current)),
+                    watch_id: self.id,
+                    compact_revision: compacted,
+                    canceled: true,
+                    ..Default::default()
+                };
+                let _ = self.out.send(Ok(resp)).await;
+                return false;
+            }
+            let to = current.min(self.next + CATCH_UP_REVS - 1);
+            let records = match self.node.store.history(self.next, to) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = self.out.send(Err(e.status())).await;
+                    return false;
+                }
+            };
+            let mut events = Vec::new();
+            for (kv, tombstone) in records {
+                let ev = Event {
+                    r#type: if tombstone {
+                        EventType::Delete
+                    } else {
+                        EventType::Put
+                    } as i32,
+                    prev_kv: None,
+                    kv: Some(kv),
+                };
+                if self.wants(&ev) {
+                    events.push(ev);
+                }
+            }
+            if self.prev_kv {
+                for e in &mut events {
+                    if let Some(kv) = e.kv.as_ref() {
+                        e.prev_kv = self.node.store.prev_of(&kv.key, kv.mod_revision);
+                    }
+                }
+            }
+            if !self.send(events, to).await {
+                return false;
+            }
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut changes: broadcast::Receiver<Arc<crate::mvcc::Changes>>,
+        mut cancel: oneshot::Receiver<()>,
+    ) {
+        let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
+        progress.tick().await;
+        loop {
+            if !self.catch_up().await {
+                return;
+            }
+            tokio::select! {
+                _ = &mut cancel => return,
+                msg = changes.recv() => match msg {
+                    Ok(c) => {
+                        let events: Vec<Event> =
+                            c.events.iter().filter(|e| self.wants(e)).cloned().collect();
+                        if !self.send(events, c.rev).await {
+                            return;
+                        }
+                    }
+                    // Fell behind the broadcast: the next catch_up reads storage.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = progress.tick(), if self.progress => {
+                    let resp = WatchResponse {
+                        header: Some(self.node.header(self.node.store.current_rev())),
+                        watch_id: self.id,
+                        ..Default::default()
+                    };
+                    if self.out.send(Ok(resp)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

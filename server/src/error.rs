@@ -1,0 +1,99 @@
+//! The errors a client can get, with the gRPC codes and messages etcd uses,
+//! so clients that match on them (etcdctl, clientv3, PHP clients) keep working.
+
+use tonic::{Code, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: not capable")]
+    NotCapable,
+    #[error("etcdserver: {0}")]
+    Internal(String),
+}
+
+impl EtcdError {
+    /// The error a message stands for: apply results cross the Raft log as
+    /// text, and the exact variant (hence code) comes back from it.
+    pub fn from_message(msg: &str) -> EtcdError {
+        use EtcdError::*;
+        [
+            EmptyKey,
+            KeyNotFound,
+            ValueProvided,
+            LeaseProvided,
+            TooManyOps,
+            DuplicateKey,
+            RequestTooLarge,
+            Compacted,
+            FutureRev,
+            LeaseNotFound,
+            LeaseExist,
+            LeaseTtlTooLarge,
+            NoLeader,
+            Timeout,
+            NotCapable,
+        ]
+        .into_iter()
+        .find(|e| e.to_string() == msg)
+        .unwrap_or_else(|| Internal(msg.strip_prefix("etcdserver: ").unwrap_or(msg).to_string()))
+    }
+
+    pub fn code(&self) -> Code {
+        use EtcdError::*;
+        match self {
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | RequestTooLarge => Code::InvalidArgument,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
+            LeaseNotFound => Code::NotFound,
+            LeaseExist => Code::FailedPrecondition,
+            NoLeader | Timeout => Code::Unavailable,
+            NotCapable => Code::Unimplemented,
+            Internal(_) => Code::Internal,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        Status::new(self.code(), self.to_string())
+    }
+}
+
+impl From<EtcdError> for Status {
+    fn from(e: EtcdError) -> Status {
+        e.status()
+    }
+}
+
+/// Storage failures are fatal to a request, never to the server.
+impl From<sled::Error> for EtcdError {
+    fn from(e: sled::Error) -> Self {
+        EtcdError::Internal(format!("storage: {e}"))
+    }
+}

@@ -1,0 +1,7 @@
+//! Synod's server: an etcd-v3-compatible key-value store on openraft and sled.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod mvcc;
+pub mod raft;

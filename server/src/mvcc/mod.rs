@@ -1,0 +1,435 @@
+//! The MVCC store: what the Raft state machine applies to and what reads see.
+//!
+//! Layout in the `sm` sled tree (one tree, so one `apply_batch` is atomic
+//! across everything an applied Raft entry changes):
+//! - `r` + main(8 BE) + sub(8 BE) → flag byte (0 put, 1 tombstone) + encoded `KeyValue`
+//! - `l` + lease id(8 BE)          → granted TTL (8 BE)
+//! - `m` + name                    → metadata (revision, compaction, Raft's applied state)
+//!
+//! The key index and the lease table live in memory and are rebuilt at start.
+
+pub mod index;
+mod txn;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use synod_proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
+use synod_proto::mvccpb::{self, KeyValue};
+use synod_proto::synodpb;
+use tokio::sync::broadcast;
+
+use crate::error::EtcdError;
+pub use index::{KeyIndex, KeyRange, Rev};
+pub use txn::WriteTxn;
+
+const REV_PREFIX: u8 = b'r';
+const LEASE_PREFIX: u8 = b'l';
+const META_REV: &[u8] = b"mrev";
+const META_COMPACT: &[u8] = b"mcompact";
+
+/// Raw storage pairs: a snapshot's content.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What one applied batch of Raft entries changed, for watchers.
+#[derive(Debug)]
+pub struct Changes {
+    /// Events in revision order, each with the key's previous value.
+    pub events: Vec<mvccpb::Event>,
+    /// The store revision once the batch was applied.
+    pub rev: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub ttl: i64,
+    pub keys: BTreeSet<Vec<u8>>,
+    /// When the leader expires it unless kept alive. Not replicated: a
+    /// restarted or newly elected node starts every lease afresh.
+    pub deadline: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub index: KeyIndex,
+    pub rev: i64,
+    pub compact_rev: i64,
+    pub leases: HashMap<i64, Lease>,
+}
+
+pub struct Store {
+    tree: sled::Tree,
+    state: RwLock<State>,
+    changes: broadcast::Sender<Arc<Changes>>,
+}
+
+pub fn rev_key(rev: Rev) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = REV_PREFIX;
+    k[1..].copy_from_slice(&rev.to_bytes());
+    k
+}
+
+fn lease_key(id: i64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = LEASE_PREFIX;
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn encode_record(kv: &KeyValue, tombstone: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(1 + kv.encoded_len());
+    buf.push(tombstone as u8);
+    kv.encode(&mut buf).expect("Vec grows");
+    buf
+}
+
+pub fn decode_record(bytes: &[u8]) -> Result<(KeyValue, bool), EtcdError> {
+    let (flag, body) = bytes
+        .split_first()
+        .ok_or_else(|| EtcdError::Internal("empty revision record".into()))?;
+    let kv = KeyValue::decode(body)
+        .map_err(|e| EtcdError::Internal(format!("corrupt revision record: {e}")))?;
+    Ok((kv, *flag == 1))
+}
+
+fn read_i64(tree: &sled::Tree, key: &[u8]) -> Result<i64, EtcdError> {
+    Ok(match tree.get(key)? {
+        Some(v) if v.len() == 8 => i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes")),
+        _ => 0,
+    })
+}
+
+pub fn lease_deadline(ttl: i64) -> Instant {
+    Instant::now() + Duration::from_secs(ttl.max(0) as u64)
+}
+
+impl Store {
+    /// Opens the store in `tree`, rebuilding the key index and lease table
+    /// from the revisions on disk.
+    pub fn open(tree: sled::Tree) -> Result<Store, EtcdError> {
+        let mut st = State {
+            rev: read_i64(&tree, META_REV)?,
+            compact_rev: read_i64(&tree, META_COMPACT)?,
+            ..Default::default()
+        };
+        for item in tree.scan_prefix([LEASE_PREFIX]) {
+            let (k, v) = item?;
+            if k.len() == 9 && v.len() == 8 {
+                let id = i64::from_be_bytes(k[1..].try_into().expect("8 bytes"));
+                let ttl = i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"));
+                let lease = Lease {
+                    ttl,
+                    keys: BTreeSet::new(),
+                    deadline: lease_deadline(ttl),
+                };
+                st.leases.insert(id, lease);
+            }
+        }
+        // Revisions arrive in order, so the last record of a key tells its
+        // current lease.
+        let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
+        for item in tree.scan_prefix([REV_PREFIX]) {
+            let (k, v) = item?;
+            let rev = Rev::from_bytes(&k[1..])
+                .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
+            let (kv, tombstone) = decode_record(&v)?;
+            st.index.push(&kv.key, rev, tombstone);
+            if tombstone || kv.lease == 0 {
+                key_lease.remove(&kv.key);
+            } else {
+                key_lease.insert(kv.key, kv.lease);
+            }
+        }
+        for (key, id) in key_lease {
+            if let Some(l) = st.leases.get_mut(&id) {
+                l.keys.insert(key);
+            }
+        }
+        let (changes, _) = broadcast::channel(1024);
+        Ok(Store {
+            tree,
+            state: RwLock::new(st),
+            changes,
+        })
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn current_rev(&self) -> i64 {
+        self.read().rev
+    }
+
+    pub fn compact_rev(&self) -> i64 {
+        self.read().compact_rev
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Changes>> {
+        self.changes.subscribe()
+    }
+
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Applies a run of Raft entries' batches as one atomic storage write.
+    /// `meta` carries Raft's own bookkeeping (last applied, membership) into
+    /// the same write, so a crash never separates data from the index of the
+    /// entry that produced it.
+    pub fn apply<'b>(
+        &self,
+        batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
+        meta: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
+        let mut st = self.write();
+        let mut txn = WriteTxn::new(&mut st, &self.tree);
+        let mut out = Vec::new();
+        for batch in batches {
+            let mut resp = synodpb::BatchResponse::default();
+            for req in batch.map(|b| b.requests.as_slice()).unwrap_or_default() {
+                resp.responses.push(txn.apply(req)?);
+            }
+            out.push(resp);
+        }
+        let (batch, events) = txn.finish();
+        let mut batch = batch;
+        for (k, v) in meta {
+            batch.insert(k, v);
+        }
+        batch.insert(META_REV, &st.rev.to_be_bytes());
+        batch.insert(META_COMPACT, &st.compact_rev.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        let rev = st.rev;
+        drop(st);
+        if !events.is_empty() {
+            // No receivers is fine; watchers that lag catch up from storage.
+            let _ = self.changes.send(Arc::new(Changes { events, rev }));
+        }
+        Ok(out)
+    }
+
+    /// Reads one revision's record from storage.
+    pub fn load(&self, rev: Rev) -> Result<(KeyValue, bool), EtcdError> {
+        load(&self.tree, None, rev)
+    }
+
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        let st = self.read();
+        range(&st, &self.tree, None, req, st.rev)
+    }
+
+    /// Every record with a revision in `[from, to]`, in order: history for
+    /// watchers catching up.
+    pub fn history(&self, from: i64, to: i64) -> Result<Vec<(KeyValue, bool)>, EtcdError> {
+        let start = rev_key(Rev::new(from, 0));
+        let end = rev_key(Rev::new(to.saturating_add(1), 0));
+        let mut out = Vec::new();
+        for item in self.tree.range(start..end) {
+            let (_, v) = item?;
+            out.push(decode_record(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// The value `key` had just before revision `main`, if it still can be read.
+    pub fn prev_of(&self, key: &[u8], main: i64) -> Option<KeyValue> {
+        let rev = self.read().index.get(key, main - 1)?;
+        self.load(rev).ok().map(|(kv, _)| kv)
+    }
+
+    /// The lease's granted TTL after a keep-alive, or None if it is gone.
+    pub fn keep_alive(&self, id: i64) -> Option<i64> {
+        let mut st = self.write();
+        let lease = st.leases.get_mut(&id)?;
+        lease.deadline = lease_deadline(lease.ttl);
+        Some(lease.ttl)
+    }
+
+    /// A lease's granted TTL, whole seconds left (truncated, as etcd
+    /// reports them) and attached keys.
+    pub fn lease_info(&self, id: i64) -> Option<(i64, i64, Vec<Vec<u8>>)> {
+        let st = self.read();
+        let l = st.leases.get(&id)?;
+        let left = l
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs() as i64;
+        Some((l.ttl, left, l.keys.iter().cloned().collect()))
+    }
+
+    pub fn lease_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.read().leases.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Leases past their deadline, for the leader to revoke through Raft.
+    pub fn expired_leases(&self, max: usize) -> Vec<i64> {
+        let now = Instant::now();
+        let st = self.read();
+        st.leases
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| *id)
+            .take(max)
+            .collect()
+    }
+
+    /// Gives every lease a fresh TTL: a node that just became leader cannot
+    /// know how long clients went without a keep-alive it would have seen.
+    pub fn refresh_leases(&self) {
+        let mut st = self.write();
+        for l in st.leases.values_mut() {
+            l.deadline = lease_deadline(l.ttl);
+        }
+    }
+
+    /// The whole state machine as key/value pairs: the Raft snapshot.
+    pub fn dump(&self) -> Result<Pairs, EtcdError> {
+        let _st = self.read();
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Replaces everything with a snapshot's content.
+    pub fn restore(&self, pairs: Pairs) -> Result<(), EtcdError> {
+        let mut st = self.write();
+        self.tree.clear()?;
+        let mut batch = sled::Batch::default();
+        for (k, v) in pairs {
+            batch.insert(k, v);
+        }
+        self.tree.apply_batch(batch)?;
+        let fresh = Store::open(self.tree.clone())?;
+        *st = fresh.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok(())
+    }
+}
+
+pub(crate) fn load(
+    tree: &sled::Tree,
+    pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
+    rev: Rev,
+) -> Result<(KeyValue, bool), EtcdError> {
+    if let Some(rec) = pending.and_then(|p| p.get(&rev)) {
+        return Ok(rec.clone());
+    }
+    match tree.get(rev_key(rev))? {
+        Some(v) => decode_record(&v),
+        None => Err(EtcdError::Internal(format!(
+            "revision {}.{} missing from storage",
+            rev.main, rev.sub
+        ))),
+    }
+}
+
+/// Checks a read revision against what the store holds, as etcd does.
+pub fn check_rev(st: &State, rev: i64, current: i64) -> Result<i64, EtcdError> {
+    if rev > current {
+        return Err(EtcdError::FutureRev);
+    }
+    if rev > 0 && rev < st.compact_rev {
+        return Err(EtcdError::Compacted);
+    }
+    Ok(if rev <= 0 { current } else { rev })
+}
+
+/// A Range as etcd answers it: filters and sorting force a full fetch,
+/// `count` is the number of keys in the range whatever the limit, and the
+/// header carries the store's current revision.
+pub(crate) fn range(
+    st: &State,
+    tree: &sled::Tree,
+    pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
+    req: &RangeRequest,
+    current: i64,
+) -> Result<RangeResponse, EtcdError> {
+    use synod_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+    let at = check_rev(st, req.revision, current)?;
+    let range = KeyRange::new(&req.key, &req.range_end);
+    let filtered = req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0;
+    let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
+    let mut sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
+    let full_fetch = sort_order != SortOrder::None || filtered;
+    let mut fetch_limit = if full_fetch || req.limit <= 0 {
+        usize::MAX
+    } else {
+        req.limit as usize + 1
+    };
+
+    let mut count = 0i64;
+    let mut kvs = Vec::new();
+    if req.count_only {
+        fetch_limit = 0;
+    }
+    for (_, rev) in st.index.range(range, at) {
+        count += 1;
+        if kvs.len() < fetch_limit {
+            kvs.push(load(tree, pending, rev)?.0);
+        }
+    }
+    if filtered {
+        kvs.retain(|kv: &KeyValue| {
+            !(req.max_mod_revision != 0 && kv.mod_revision > req.max_mod_revision
+                || req.min_mod_revision != 0 && kv.mod_revision < req.min_mod_revision
+                || req.max_create_revision != 0 && kv.create_revision > req.max_create_revision
+                || req.min_create_revision != 0 && kv.create_revision < req.min_create_revision)
+        });
+    }
+    if sort_target != SortTarget::Key && sort_order == SortOrder::None {
+        sort_order = SortOrder::Ascend;
+    } else if sort_target == SortTarget::Key && sort_order == SortOrder::Ascend {
+        sort_order = SortOrder::None;
+    }
+    if sort_order != SortOrder::None {
+        let cmp = |a: &KeyValue, b: &KeyValue| match sort_target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        };
+        if sort_order == SortOrder::Descend {
+            kvs.sort_by(|a, b| cmp(b, a));
+        } else {
+            kvs.sort_by(cmp);
+        }
+    }
+    let mut more = false;
+    if req.limit > 0 && kvs.len() > req.limit as usize {
+        kvs.truncate(req.limit as usize);
+        more = true;
+    }
+    if req.keys_only {
+        for kv in &mut kvs {
+            kv.value.clear();
+        }
+    }
+    Ok(RangeResponse {
+        header: Some(ResponseHeader {
+            revision: current,
+            ..Default::default()
+        }),
+        kvs,
+        more,
+        count,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! The MVCC store against etcd's semantics, on a real sled database.
+
+use synod_proto::etcdserverpb::{
+    compare, request_op, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest,
+    LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+use synod_proto::synodpb::{self, request, response};
+
+use super::*;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .temporary(true)
+        .open()
+        .unwrap();
+    let store = Store::open(db.open_tree("sm").unwrap()).unwrap();
+    (dir, store)
+}
+
+fn apply(store: &Store, op: request::Op) -> response::Op {
+    let batch = synodpb::Batch {
+        requests: vec![synodpb::Request { op: Some(op) }],
+    };
+    let mut out = store.apply([Some(&batch)], Vec::new()).unwrap();
+    out.remove(0).responses.remove(0).op.unwrap()
+}
+
+fn put(store: &Store, k: &str, v: &str) -> response::Op {
+    apply(
+        store,
+        request::Op::Put(PutRequest {
+            key: k.into(),
+            value: v.into(),
+            ..Default::default()
+        }),
+    )
+}
+
+fn get(store: &Store, k: &str, rev: i64) -> Result<Option<KeyValue>, EtcdError> {
+    let r = store.range(&RangeRequest {
+        key: k.into(),
+        revision: rev,
+        ..Default::default()
+    })?;
+    Ok(r.kvs.into_iter().next())
+}
+
+fn error_message(op: response::Op) -> String {
+    match op {
+        response::Op::Error(e) => e.message,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn revisions_versions_and_history() {
+    let (_d, s) = open();
+    put(&s, "a", "1");
+    put(&s, "a", "2");
+    put(&s, "b", "x");
+    let a = get(&s, "a", 0).unwrap().unwrap();
+    assert_eq!((a.create_revision, a.mod_revision, a.version), (1, 2, 2));
+    assert_eq!(get(&s, "a", 1).unwrap().unwrap().value, b"1");
+    apply(
+        &s,
+        request::Op::DeleteRange(DeleteRangeRequest {
+            key: "a".into(),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(s.current_rev(), 4);
+    assert!(get(&s, "a", 0).unwrap().is_none());
+    put(&s, "a", "3");
+    let a = get(&s, "a", 0).unwrap().unwrap();
+    // A new generation starts over.
+    assert_eq!((a.create_revision, a.version), (5, 1));
+    assert_eq!(get(&s, "a", 10), Err(EtcdError::FutureRev));
+}
+
+#[test]
+fn deleting_nothing_keeps_the_revision() {
+    let (_d, s) = open();
+    put(&s, "a", "1");
+    let r = apply(
+        &s,
+        request::Op::DeleteRange(DeleteRangeRequest {
+            key: "zzz".into(),
+            ..Default::default()
+        }),
+    );
+    match r {
+        response::Op::DeleteRange(d) => assert_eq!(d.deleted, 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.current_rev(), 1);
+}
+
+#[test]
+fn range_limit_sort_and_count() {
+    use synod_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+    let (_d, s) = open();
+    for (k, v) in [("k1", "c"), ("k2", "a"), ("k3", "b"), ("l", "z")] {
+        put(&s, k, v);
+    }
+    let r = s
+        .range(&RangeRequest {
+            key: "k".into(),
+            range_end: "l".into(),
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.kvs.len(), 2);
+    assert!(r.more);
+    assert_eq!(r.count, 3);
+    let r = s
+        .range(&RangeRequest {
+            key: "k".into(),
+            range_end: "l".into(),
+            sort_target: SortTarget::Value as i32,
+            sort_order: SortOrder::Descend as i32,
+            ..Default::default()
+        })
+        .unwrap();
+    let keys: Vec<_> = r.kvs.iter().map(|kv| kv.key.clone()).collect();
+    assert_eq!(keys, vec![b"k1".to_vec(), b"k3".to_vec(), b"k2".to_vec()]);
+    let r = s
+        .range(&RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            count_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!((r.count, r.kvs.len()), (4, 0));
+    let r = s
+        .range(&RangeRequest {
+            key: "k".into(),
+            range_end: "l".into(),
+            min_mod_revision: 2,
+            keys_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.kvs.len(), 2);
+    assert!(r.kvs.iter().all(|kv| kv.value.is_empty()));
+}
+
+#[test]
+fn txn_compares_and_sees_its_own_writes() {
+    let (_d, s) = open();
+    put(&s, "a", "1");
+    let txn = TxnRequest {
+        compare: vec![Compare {
+            key: "a".into(),
+            target: compare::CompareTarget::Value as i32,
+            result: compare::CompareResult::Equal as i32,
+            target_union: Some(compare::TargetUnion::Value("1".into())),
+            ..Default::default()
+        }],
+        success: vec![
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: "a".into(),
+                    value: "2".into(),
+                    ..Default::default()
+                })),
+            },
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: "b".into(),
+                    value: "2".into(),
+                    ..Default::default()
+                })),
+            },
+            RequestOp {
+                request: Some(request_op::Request::RequestRange(RangeRequest {
+                    key: "a".into(),
+                    ..Default::default()
+                })),
+            },
+        ],
+        failure: vec![],
+    };
+    let r = match apply(&s, request::Op::Txn(txn.clone())) {
+        response::Op::Txn(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(r.succeeded);
+    // Both puts share one main revision.
+    assert_eq!(s.current_rev(), 2);
+    assert_eq!(get(&s, "b", 0).unwrap().unwrap().mod_revision, 2);
+    match &r.responses[2].response {
+        Some(synod_proto::etcdserverpb::response_op::Response::ResponseRange(rr)) => {
+            assert_eq!(rr.kvs[0].value, b"2")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Now the compare fails and the empty failure branch changes nothing.
+    let r = match apply(&s, request::Op::Txn(txn)) {
+        response::Op::Txn(t) => t,
+        other => panic!("{other:?}"),
+    };
+    assert!(!r.succeeded);
+    assert_eq!(s.current_rev(), 2);
+}
+
+#[test]
+fn failing_txn_changes_nothing() {
+    let (_d, s) = open();
+    let txn = TxnRequest {
+        success: vec![
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: "a".into(),
+                    ..Default::default()
+                })),
+            },
+            RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key: "b".into(),
+                    lease: 42,
+                    ..Default::default()
+                })),
+            },
+        ],
+        ..Default::default()
+    };
+    let msg = error_message(apply(&s, request::Op::Txn(txn)));
+    assert_eq!(msg, "etcdserver: requested lease not found");
+    assert_eq!(s.current_rev(), 0);
+    assert!(get(&s, "a", 0).unwrap().is_none());
+}
+
+#[test]
+fn compaction_and_errors() {
+    let (_d, s) = open();
+    for i in 0..5 {
+        put(&s, "a", &i.to_string());
+    }
+    let compact = |rev| {
+        apply(
+            &s,
+            request::Op::Compaction(CompactionRequest {
+                revision: rev,
+                physical: false,
+            }),
+        )
+    };
+    assert_eq!(
+        error_message(compact(9)),
+        "etcdserver: mvcc: required revision is a future revision"
+    );
+    compact(3);
+    assert_eq!(get(&s, "a", 2), Err(EtcdError::Compacted));
+    assert_eq!(get(&s, "a", 3).unwrap().unwrap().value, b"2");
+    assert_eq!(
+        error_message(compact(3)),
+        "etcdserver: mvcc: required revision has been compacted"
+    );
+    // Old revisions are gone from storage, the visible ones stay.
+    assert!(s.history(1, 2).unwrap().is_empty());
+    assert_eq!(s.history(3, 5).unwrap().len(), 3);
+}
+
+#[test]
+fn leases_attach_and_revoke_in_one_revision() {
+    let (_d, s) = open();
+    apply(
+        &s,
+        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 7 }),
+    );
+    for k in ["x", "y"] {
+        apply(
+            &s,
+            request::Op::Put(PutRequest {
+                key: k.into(),
+                lease: 7,
+                ..Default::default()
+            }),
+        );
+    }
+    assert_eq!(s.lease_info(7).unwrap().2.len(), 2);
+    let before = s.current_rev();
+    apply(&s, request::Op::LeaseRevoke(LeaseRevokeRequest { id: 7 }));
+    assert_eq!(s.current_rev(), before + 1);
+    assert!(get(&s, "x", 0).unwrap().is_none());
+    assert!(s.lease_info(7).is_none());
+    assert_eq!(
+        error_message(apply(
+            &s,
+            request::Op::LeaseRevoke(LeaseRevokeRequest { id: 7 })
+        )),
+        "etcdserver: requested lease not found"
+    );
+}
+
+#[test]
+fn reopening_rebuilds_index_and_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
+        apply(
+            &s,
+            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 9 }),
+        );
+        apply(
+            &s,
+            request::Op::Put(PutRequest {
+                key: "k".into(),
+                value: "v".into(),
+                lease: 9,
+                ..Default::default()
+            }),
+        );
+        put(&s, "j", "w");
+        db.flush().unwrap();
+    }
+    let db = sled::open(dir.path()).unwrap();
+    let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
+    assert_eq!(s.current_rev(), 2);
+    assert_eq!(get(&s, "k", 0).unwrap().unwrap().lease, 9);
+    assert_eq!(s.lease_info(9).unwrap().2, vec![b"k".to_vec()]);
+}

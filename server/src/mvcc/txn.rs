@@ -1,0 +1,413 @@
+//! Applying write requests. One `WriteTxn` covers every request of the Raft
+//! entries applied together; its changes reach sled in one atomic batch, and
+//! reads inside it see its own earlier writes through `pending`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use synod_proto::etcdserverpb::{
+    compare, request_op, response_op, CompactionRequest, CompactionResponse, Compare,
+    DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RequestOp, ResponseHeader,
+    ResponseOp, TxnRequest, TxnResponse,
+};
+use synod_proto::mvccpb::{self, event::EventType, KeyValue};
+use synod_proto::synodpb::{self, request, response};
+
+use super::{
+    check_rev, encode_record, lease_deadline, lease_key, load, range, rev_key, KeyRange, Lease,
+    Rev, State,
+};
+use crate::error::EtcdError;
+
+pub struct WriteTxn<'a> {
+    st: &'a mut State,
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    pending: HashMap<Rev, (KeyValue, bool)>,
+    events: Vec<mvccpb::Event>,
+    /// The main revision of the request being applied and the next sub revision.
+    main: i64,
+    sub: i64,
+}
+
+fn header(rev: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision: rev,
+        ..Default::default()
+    })
+}
+
+impl<'a> WriteTxn<'a> {
+    pub fn new(st: &'a mut State, tree: &'a sled::Tree) -> Self {
+        let main = st.rev + 1;
+        WriteTxn {
+            st,
+            tree,
+            batch: sled::Batch::default(),
+            pending: HashMap::new(),
+            events: Vec::new(),
+            main,
+            sub: 0,
+        }
+    }
+
+    pub fn finish(self) -> (sled::Batch, Vec<mvccpb::Event>) {
+        (self.batch, self.events)
+    }
+
+    /// Applies one request. A request that fails validation changes nothing
+    /// and answers with an error; only a storage failure aborts the batch.
+    pub fn apply(&mut self, req: &synodpb::Request) -> Result<synodpb::Response, EtcdError> {
+        self.main = self.st.rev + 1;
+        self.sub = 0;
+        let result = match req.op.as_ref() {
+            Some(request::Op::Put(r)) => self.put_checked(r).map(response::Op::Put),
+            Some(request::Op::DeleteRange(r)) => Ok(response::Op::DeleteRange(self.delete(r)?)),
+            Some(request::Op::Txn(r)) => self.txn_checked(r).map(response::Op::Txn),
+            Some(request::Op::Compaction(r)) => self.compact(r).map(response::Op::Compaction),
+            Some(request::Op::LeaseGrant(r)) => self.lease_grant(r).map(response::Op::LeaseGrant),
+            Some(request::Op::LeaseRevoke(r)) => {
+                self.lease_revoke(r).map(response::Op::LeaseRevoke)
+            }
+            Some(request::Op::LeaseExpire(r)) => {
+                for id in &r.ids {
+                    if self.st.leases.contains_key(id) {
+                        self.revoke(*id)?;
+                    }
+                }
+                Ok(response::Op::LeaseExpire(synodpb::LeaseExpireResponse {}))
+            }
+            None => Err(EtcdError::Internal("empty request".into())),
+        };
+        if self.sub > 0 {
+            self.st.rev = self.main;
+        }
+        let op = match result {
+            Ok(op) => op,
+            Err(EtcdError::Internal(msg)) => return Err(EtcdError::Internal(msg)),
+            Err(e) => response::Op::Error(synodpb::Error {
+                code: e.code() as i32,
+                message: e.to_string(),
+            }),
+        };
+        Ok(synodpb::Response { op: Some(op) })
+    }
+
+    /// The revision reads inside the current request see: its own writes included.
+    fn read_rev(&self) -> i64 {
+        if self.sub > 0 {
+            self.main
+        } else {
+            self.st.rev
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
+        match self.st.index.get(key, self.read_rev()) {
+            Some(rev) => Ok(Some(load(self.tree, Some(&self.pending), rev)?.0)),
+            None => Ok(None),
+        }
+    }
+
+    fn next_rev(&mut self) -> Rev {
+        let rev = Rev::new(self.main, self.sub);
+        self.sub += 1;
+        rev
+    }
+
+    fn record(&mut self, rev: Rev, kv: KeyValue, tombstone: bool, prev: Option<KeyValue>) {
+        self.st.index.push(&kv.key, rev, tombstone);
+        self.batch
+            .insert(&rev_key(rev)[..], encode_record(&kv, tombstone));
+        self.events.push(mvccpb::Event {
+            r#type: if tombstone {
+                EventType::Delete as i32
+            } else {
+                EventType::Put as i32
+            },
+            kv: Some(kv.clone()),
+            prev_kv: prev,
+        });
+        self.pending.insert(rev, (kv, tombstone));
+    }
+
+    fn check_put(&self, r: &PutRequest) -> Result<Option<KeyValue>, EtcdError> {
+        let prev = self.get(&r.key)?;
+        if (r.ignore_value || r.ignore_lease) && prev.is_none() {
+            return Err(EtcdError::KeyNotFound);
+        }
+        if r.lease != 0 && !self.st.leases.contains_key(&r.lease) {
+            return Err(EtcdError::LeaseNotFound);
+        }
+        Ok(prev)
+    }
+
+    fn put_checked(&mut self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
+        let prev = self.check_put(r)?;
+        self.put(r, prev)
+    }
+
+    fn put(&mut self, r: &PutRequest, prev: Option<KeyValue>) -> Result<PutResponse, EtcdError> {
+        let rev = self.next_rev();
+        let value = match (&prev, r.ignore_value) {
+            (Some(p), true) => p.value.clone(),
+            _ => r.value.clone(),
+        };
+        let lease = match (&prev, r.ignore_lease) {
+            (Some(p), true) => p.lease,
+            _ => r.lease,
+        };
+        let kv = KeyValue {
+            key: r.key.clone(),
+            create_revision: prev.as_ref().map_or(rev.main, |p| p.create_revision),
+            mod_revision: rev.main,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            value,
+            lease,
+        };
+        let old_lease = prev.as_ref().map_or(0, |p| p.lease);
+        if old_lease != lease {
+            self.detach(old_lease, &r.key);
+        }
+        if lease != 0 {
+            if let Some(l) = self.st.leases.get_mut(&lease) {
+                l.keys.insert(r.key.clone());
+            }
+        }
+        self.record(rev, kv, false, prev.clone());
+        Ok(PutResponse {
+            header: header(rev.main),
+            prev_kv: if r.prev_kv { prev } else { None },
+        })
+    }
+
+    fn detach(&mut self, lease: i64, key: &[u8]) {
+        if lease != 0 {
+            if let Some(l) = self.st.leases.get_mut(&lease) {
+                l.keys.remove(key);
+            }
+        }
+    }
+
+    fn delete(&mut self, r: &DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError> {
+        let at = self.read_rev();
+        let revs: Vec<Rev> = self
+            .st
+            .index
+            .range(KeyRange::new(&r.key, &r.range_end), at)
+            .map(|(_, rev)| rev)
+            .collect();
+        let mut prev_kvs = Vec::with_capacity(revs.len());
+        for rev in &revs {
+            let prev = load(self.tree, Some(&self.pending), *rev)?.0;
+            let tomb_rev = self.next_rev();
+            self.detach(prev.lease, &prev.key);
+            let tomb = KeyValue {
+                key: prev.key.clone(),
+                mod_revision: tomb_rev.main,
+                ..Default::default()
+            };
+            self.record(tomb_rev, tomb, true, Some(prev.clone()));
+            prev_kvs.push(prev);
+        }
+        Ok(DeleteRangeResponse {
+            header: header(self.read_rev()),
+            deleted: revs.len() as i64,
+            prev_kvs: if r.prev_kv { prev_kvs } else { Vec::new() },
+        })
+    }
+
+    fn compare(&self, c: &Compare) -> Result<bool, EtcdError> {
+        use compare::{CompareResult, CompareTarget, TargetUnion};
+        let at = self.read_rev();
+        let revs: Vec<Rev> = self
+            .st
+            .index
+            .range(KeyRange::new(&c.key, &c.range_end), at)
+            .map(|(_, r)| r)
+            .collect();
+        let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+        let result = CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal);
+        let check = |kv: &KeyValue| -> bool {
+            let ord = match (target, c.target_union.as_ref()) {
+                (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.cmp(v),
+                (CompareTarget::Version, Some(TargetUnion::Version(v))) => kv.version.cmp(v),
+                (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => {
+                    kv.create_revision.cmp(v)
+                }
+                (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => kv.mod_revision.cmp(v),
+                (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => kv.lease.cmp(v),
+                // A target without its value compares against the zero value.
+                (CompareTarget::Value, _) => kv.value.as_slice().cmp(&[][..]),
+                (CompareTarget::Version, _) => kv.version.cmp(&0),
+                (CompareTarget::Create, _) => kv.create_revision.cmp(&0),
+                (CompareTarget::Mod, _) => kv.mod_revision.cmp(&0),
+                (CompareTarget::Lease, _) => kv.lease.cmp(&0),
+            };
+            match result {
+                CompareResult::Equal => ord.is_eq(),
+                CompareResult::Greater => ord.is_gt(),
+                CompareResult::Less => ord.is_lt(),
+                CompareResult::NotEqual => ord.is_ne(),
+            }
+        };
+        if revs.is_empty() {
+            // etcd: a missing key never matches on value, and compares as
+            // all-zero metadata otherwise.
+            return Ok(target != CompareTarget::Value && check(&KeyValue::default()));
+        }
+        for rev in revs {
+            let kv = load(self.tree, Some(&self.pending), rev)?.0;
+            if !check(&kv) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Picks the branch a txn takes, recursively, and validates every op in
+    /// it before anything is written, so a failing txn changes nothing.
+    fn check_ops(&self, ops: &[RequestOp]) -> Result<(), EtcdError> {
+        for op in ops {
+            match op.request.as_ref() {
+                Some(request_op::Request::RequestPut(p)) => {
+                    self.check_put(p)?;
+                }
+                Some(request_op::Request::RequestRange(r)) => {
+                    check_rev(self.st, r.revision, self.read_rev())?;
+                }
+                Some(request_op::Request::RequestTxn(t)) => {
+                    let ok = self.all_compares(&t.compare)?;
+                    self.check_ops(if ok { &t.success } else { &t.failure })?;
+                }
+                Some(request_op::Request::RequestDeleteRange(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn all_compares(&self, cmps: &[Compare]) -> Result<bool, EtcdError> {
+        for c in cmps {
+            if !self.compare(c)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn txn_checked(&mut self, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+        let ok = self.all_compares(&t.compare)?;
+        self.check_ops(if ok { &t.success } else { &t.failure })?;
+        self.txn(t)
+    }
+
+    fn txn(&mut self, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+        let ok = self.all_compares(&t.compare)?;
+        let ops = if ok { &t.success } else { &t.failure };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let resp = match op.request.as_ref() {
+                Some(request_op::Request::RequestRange(r)) => {
+                    let current = self.read_rev();
+                    response_op::Response::ResponseRange(range(
+                        self.st,
+                        self.tree,
+                        Some(&self.pending),
+                        r,
+                        current,
+                    )?)
+                }
+                Some(request_op::Request::RequestPut(p)) => {
+                    let prev = self.get(&p.key)?;
+                    response_op::Response::ResponsePut(self.put(p, prev)?)
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => {
+                    response_op::Response::ResponseDeleteRange(self.delete(d)?)
+                }
+                Some(request_op::Request::RequestTxn(inner)) => {
+                    response_op::Response::ResponseTxn(self.txn(inner)?)
+                }
+                None => continue,
+            };
+            responses.push(ResponseOp {
+                response: Some(resp),
+            });
+        }
+        // Nested responses keep the revision they saw, as etcd's do.
+        Ok(TxnResponse {
+            header: header(self.read_rev()),
+            succeeded: ok,
+            responses,
+        })
+    }
+
+    fn compact(&mut self, r: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {
+        if r.revision > self.st.rev {
+            return Err(EtcdError::FutureRev);
+        }
+        if r.revision <= self.st.compact_rev {
+            return Err(EtcdError::Compacted);
+        }
+        for rev in self.st.index.compact(r.revision) {
+            self.pending.remove(&rev);
+            self.batch.remove(&rev_key(rev)[..]);
+        }
+        self.st.compact_rev = r.revision;
+        Ok(CompactionResponse {
+            header: header(self.st.rev),
+        })
+    }
+
+    fn lease_grant(&mut self, r: &LeaseGrantRequest) -> Result<LeaseGrantResponse, EtcdError> {
+        if r.id == 0 {
+            return Err(EtcdError::Internal("lease id not assigned".into()));
+        }
+        if self.st.leases.contains_key(&r.id) {
+            return Err(EtcdError::LeaseExist);
+        }
+        self.st.leases.insert(
+            r.id,
+            Lease {
+                ttl: r.ttl,
+                keys: BTreeSet::new(),
+                deadline: lease_deadline(r.ttl),
+            },
+        );
+        self.batch
+            .insert(&lease_key(r.id)[..], &r.ttl.to_be_bytes()[..]);
+        Ok(LeaseGrantResponse {
+            header: header(self.st.rev),
+            id: r.id,
+            ttl: r.ttl,
+            error: String::new(),
+        })
+    }
+
+    fn lease_revoke(&mut self, r: &LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
+        if !self.st.leases.contains_key(&r.id) {
+            return Err(EtcdError::LeaseNotFound);
+        }
+        self.revoke(r.id)?;
+        Ok(LeaseRevokeResponse {
+            header: header(self.read_rev()),
+        })
+    }
+
+    /// Removes a lease and deletes its keys, all at one revision.
+    fn revoke(&mut self, id: i64) -> Result<(), EtcdError> {
+        let keys = self
+            .st
+            .leases
+            .remove(&id)
+            .map(|l| l.keys)
+            .unwrap_or_default();
+        self.batch.remove(&lease_key(id)[..]);
+        for key in keys {
+            self.delete(&DeleteRangeRequest {
+                key,
+                ..Default::default()
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! The consensus layer: openraft over sled, plus the two paths that decide
+//! throughput: group commit of writes above Raft, and shared read-index
+//! rounds for linearizable reads.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use synod_proto::etcdserverpb::ResponseHeader;
+use synod_proto::synodpb::{self, response};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::EtcdError;
+use crate::mvcc::Store;
+pub use types::{NodeId, Raft, TypeConfig};
+
+/// Most requests one log entry carries. Bounded so one entry stays a
+/// reasonable size to append, replicate and apply.
+const MAX_BATCH: usize = 1024;
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+type Reply = oneshot::Sender<Result<synodpb::Response, EtcdError>>;
+
+pub struct Node {
+    pub raft: Raft,
+    pub store: Arc<Store>,
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub db: sled::Db,
+    proposals: mpsc::UnboundedSender<(synodpb::Request, Reply)>,
+    reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
+}
+
+pub struct Members {
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub nodes: BTreeMap<NodeId, BasicNode>,
+}
+
+impl Node {
+    /// Opens the data directory, recovers log and state, starts Raft and,
+    /// on first boot only, initializes the cluster.
+    pub async fn start(
+        data_dir: &Path,
+        members: Members,
+    ) -> Result<Arc<Node>, Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = sled::Config::new()
+            .path(data_dir.join("db"))
+            // sled's default cache is 1 GiB; peak memory is measured against etcd.
+            .cache_capacity(256 << 20)
+            .open()?;
+        // sled keeps everything in this one file; fdatasync'ing it after a
+        // flush makes the flush durable.
+        let data_file = std::fs::File::open(data_dir.join("db").join("db"))?;
+        let log = log_store::LogStore::new(db.clone(), data_file)?;
+        let store = Arc::new(Store::open(db.open_tree("sm")?)?);
+        let sm = state_machine::StateMachine::new(store.clone());
+
+        let config = Config {
+            cluster_name: "synod".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        }
+        .validate()?;
+        let raft = Raft::new(members.id, Arc::new(config), network::Network, log, sm).await?;
+        if !raft.is_initialized().await? {
+            tracing::info!(
+                member = format!("{:x}", members.id),
+                "initializing new cluster"
+            );
+            raft.initialize(members.nodes.clone()).await?;
+        }
+
+        let (ptx, prx) = mpsc::unbounded_channel();
+        let (rtx, rrx) = mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            raft: raft.clone(),
+            store: store.clone(),
+            id: members.id,
+            cluster_id: members.cluster_id,
+            db,
+            proposals: ptx,
+            reads: rtx,
+        });
+        tokio::spawn(proposer(raft.clone(), prx));
+        tokio::spawn(read_rounds(raft.clone(), rrx));
+        tokio::spawn(lease_expiry(node.clone()));
+        Ok(node)
+    }
+
+    /// Proposes one write and waits until it is committed and applied.
+    pub async fn propose(&self, req: synodpb::Request) -> Result<response::Op, EtcdError> {
+        use prost::Message;
+        // etcd checks the encoded request against --max-request-bytes.
+        if req.encoded_len() > crate::api::MAX_REQUEST_BYTES {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.proposals
+            .send((req, tx))
+            .map_err(|_| EtcdError::Internal("server is stopping".into()))?;
+        let resp = rx
+            .await
+            .map_err(|_| EtcdError::Internal("server is stopping".into()))??;
+        match resp.op {
+            Some(response::Op::Error(e)) => Err(EtcdError::from_message(&e.message)),
+            Some(op) => Ok(op),
+            None => Err(EtcdError::Internal("empty response".into())),
+        }
+    }
+
+    /// Waits until this node has applied everything committed before the
+    /// call, sharing one leadership check with all reads that came meanwhile.
+    pub async fn read_index(&self) -> Result<(), EtcdError> {
+        let (tx, rx) = oneshot::channel();
+        self.reads
+            .send(tx)
+            .map_err(|_| EtcdError::Internal("server is stopping".into()))?;
+        rx.await
+            .map_err(|_| EtcdError::Internal("server is stopping".into()))?
+    }
+
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        let term = self.raft.metrics().borrow().current_term;
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: term,
+        }
+    }
+
+    /// Fills in the identity fields of a header the store left with only a revision.
+    pub fn fill(&self, header: &mut Option<ResponseHeader>) {
+        let rev = header
+            .as_ref()
+            .map_or_else(|| self.store.current_rev(), |h| h.revision);
+        *header = Some(self.header(rev));
+    }
+}
+
+fn raft_error<E: std::fmt::Display>(e: RaftError<NodeId, E>) -> EtcdError {
+    match e {
+        RaftError::APIError(e) => {
+            tracing::debug!("raft refused request: {e}");
+            EtcdError::NoLeader
+        }
+        RaftError::Fatal(e) => EtcdError::Internal(format!("raft stopped: {e}")),
+    }
+}
+
+/// Group commit: everything that queued while the previous entry was being
+/// made durable goes into the next entry, so one fdatasync serves many writes.
+async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>) {
+    use prost::Message;
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.0.encoded_len();
+        let mut reqs = vec![first.0];
+        let mut replies = vec![first.1];
+        while reqs.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok((req, reply)) => {
+                    bytes += req.encoded_len();
+                    reqs.push(req);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch = synodpb::Batch { requests: reqs };
+        match raft.client_write(types::Proto(batch)).await {
+            Ok(resp) => {
+                let mut results = resp.data.0.responses.into_iter();
+                for reply in replies {
+                    let r = results
+                        .next()
+                        .ok_or_else(|| EtcdError::Internal("missing response".into()));
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let err = match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                        EtcdError::NoLeader
+                    }
+                    other => raft_error(other),
+                };
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn read_rounds(
+    raft: Raft,
+    mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), EtcdError>>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut waiters = vec![first];
+        while let Ok(w) = rx.try_recv() {
+            waiters.push(w);
+        }
+        let res = raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(raft_error);
+        for w in waiters {
+            let _ = w.send(res.clone());
+        }
+    }
+}
+
+/// The leader expires leases and commits the expiry as a revoke, so every
+/// member deletes the same keys at the same revision.
+async fn lease_expiry(node: Arc<Node>) {
+    let mut was_leader = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let leader = node.raft.metrics().borrow().state == ServerState::Leader;
+        if leader && !was_leader {
+            node.store.refresh_leases();
+        }
+        was_leader = leader;
+        if !leader {
+            continue;
+        }
+        let ids = node.store.expired_leases(1000);
+        if ids.is_empty() {
+            continue;
+        }
+        tracing::debug!(count = ids.len(), "expiring leases");
+        let req = synodpb::Request {
+            op: Some(synodpb::request::Op::LeaseExpire(synodpb::LeaseExpire {
+                ids,
+            })),
+        };
+        if let Err(e) = node.propose(req).await {
+            tracing::warn!("lease expiry failed: {e}");
+        }
+    }
+}
