@@ -14,9 +14,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("synod={0},openraft=warn,{0}", config.log_level))
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,synod={}", config.log_level)));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -60,13 +59,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         nodes,
     };
     let node = Node::start(&config.data_dir, members).await?;
+    let me_id = node.id;
     let member_list: Vec<Member> = specs
         .iter()
         .map(|m| Member {
-            id: m.id,
+            id: if m.name == config.name { me_id } else { m.id },
             name: m.name.clone(),
             peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: if m.id == me.id {
+            client_ur_ls: if m.name == config.name {
                 config.advertised_client_urls()
             } else {
                 Vec::new()
@@ -83,6 +83,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot listen on {url}: {e}"))?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let router = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(api::etcd_limit_status))
             .add_service(
                 KvServer::new(api::kv::KvService::new(node.clone()))
                     .max_decoding_message_size(MAX_RECV_BYTES),
@@ -106,7 +107,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(%url, "serving client requests");
         servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown_signal()));
     }
-    tracing::info!(name = %config.name, member = format!("{:x}", me.id), data_dir = %config.data_dir.display(), "synod ready");
+    tracing::info!(name = %config.name, member = format!("{:x}", me_id), data_dir = %config.data_dir.display(), "synod ready");
     while let Some(res) = servers.join_next().await {
         res??;
     }

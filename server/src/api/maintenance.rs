@@ -123,8 +123,14 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
+        use sha2::{Digest, Sha256};
         let pairs = self.node.store.dump()?;
-        let data = bincode::serialize(&pairs).map_err(|e| Status::internal(e.to_string()))?;
+        let mut data = bincode::serialize(&pairs).map_err(|e| Status::internal(e.to_string()))?;
+        // etcd clients expect a body in 512-byte pages followed by its
+        // SHA-256 (they check `size % 512 == 32`); pad to match.
+        data.resize(data.len().div_ceil(512) * 512, 0);
+        let digest = Sha256::digest(&data);
+        data.extend_from_slice(&digest);
         let header = self.node.header(self.node.store.current_rev());
         let total = data.len();
         let chunks: Vec<Result<SnapshotResponse, Status>> = data

@@ -14,3 +14,44 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 /// oversized put gets etcd's own "request is too large" answer.
 pub const MAX_RECV_BYTES: usize = MAX_REQUEST_BYTES + 512 * 1024;
 pub const MAX_TXN_OPS: usize = 128;
+
+/// grpc-go (and so etcd) refuses an over-limit message with
+/// RESOURCE_EXHAUSTED "grpc: received message larger than max (N vs. M)";
+/// tonic says OUT_OF_RANGE with other words. Clients match on etcd's, so the
+/// refusal is rewritten on its way out. It happens before any handler runs,
+/// hence a response layer.
+pub fn etcd_limit_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let h = resp.headers();
+    let is_limit = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h.get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| {
+                // tonic percent-encodes the spaces.
+                m.replace("%20", " ")
+                    .contains("decoded message length too large")
+            });
+    if !is_limit {
+        return resp;
+    }
+    let msg = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let msg = msg.replace("%20", " ");
+    let nums: Vec<&str> = msg
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let text = match nums.as_slice() {
+        [found, limit, ..] => {
+            format!("grpc: received message larger than max ({found} vs. {limit})")
+        }
+        _ => "grpc: received message larger than max".to_string(),
+    };
+    let headers = resp.headers_mut();
+    headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    if let Ok(v) = http::HeaderValue::from_str(&text) {
+        headers.insert("grpc-message", v);
+    }
+    resp
+}

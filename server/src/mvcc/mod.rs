@@ -95,10 +95,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<(KeyValue, bool), EtcdError> {
     Ok((kv, *flag == 1))
 }
 
-fn read_i64(tree: &sled::Tree, key: &[u8]) -> Result<i64, EtcdError> {
+fn read_i64(tree: &sled::Tree, key: &[u8]) -> Result<Option<i64>, EtcdError> {
     Ok(match tree.get(key)? {
-        Some(v) if v.len() == 8 => i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes")),
-        _ => 0,
+        Some(v) if v.len() == 8 => {
+            Some(i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes")))
+        }
+        _ => None,
     })
 }
 
@@ -110,9 +112,11 @@ impl Store {
     /// Opens the store in `tree`, rebuilding the key index and lease table
     /// from the revisions on disk.
     pub fn open(tree: sled::Tree) -> Result<Store, EtcdError> {
+        // A fresh etcd store is at revision 1 with nothing compacted (-1);
+        // clients see these numbers, so Synod starts the same way.
         let mut st = State {
-            rev: read_i64(&tree, META_REV)?,
-            compact_rev: read_i64(&tree, META_COMPACT)?,
+            rev: read_i64(&tree, META_REV)?.unwrap_or(1),
+            compact_rev: read_i64(&tree, META_COMPACT)?.unwrap_or(-1),
             ..Default::default()
         };
         for item in tree.scan_prefix([LEASE_PREFIX]) {
@@ -265,10 +269,13 @@ impl Store {
         Some((l.ttl, left, l.keys.iter().cloned().collect()))
     }
 
+    /// Lease ids, soonest expiry first, as etcd lists them.
     pub fn lease_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.read().leases.keys().copied().collect();
+        let st = self.read();
+        let mut ids: Vec<(Instant, i64)> =
+            st.leases.iter().map(|(id, l)| (l.deadline, *id)).collect();
         ids.sort_unstable();
-        ids
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Leases past their deadline, for the leader to revoke through Raft.

@@ -61,8 +61,9 @@ fn revisions_versions_and_history() {
     put(&s, "a", "2");
     put(&s, "b", "x");
     let a = get(&s, "a", 0).unwrap().unwrap();
-    assert_eq!((a.create_revision, a.mod_revision, a.version), (1, 2, 2));
-    assert_eq!(get(&s, "a", 1).unwrap().unwrap().value, b"1");
+    assert_eq!((a.create_revision, a.mod_revision, a.version), (2, 3, 2));
+    assert_eq!(get(&s, "a", 2).unwrap().unwrap().value, b"1");
+    assert!(get(&s, "a", 1).unwrap().is_none());
     apply(
         &s,
         request::Op::DeleteRange(DeleteRangeRequest {
@@ -70,12 +71,12 @@ fn revisions_versions_and_history() {
             ..Default::default()
         }),
     );
-    assert_eq!(s.current_rev(), 4);
+    assert_eq!(s.current_rev(), 5);
     assert!(get(&s, "a", 0).unwrap().is_none());
     put(&s, "a", "3");
     let a = get(&s, "a", 0).unwrap().unwrap();
     // A new generation starts over.
-    assert_eq!((a.create_revision, a.version), (5, 1));
+    assert_eq!((a.create_revision, a.version), (6, 1));
     assert_eq!(get(&s, "a", 10), Err(EtcdError::FutureRev));
 }
 
@@ -94,7 +95,7 @@ fn deleting_nothing_keeps_the_revision() {
         response::Op::DeleteRange(d) => assert_eq!(d.deleted, 0),
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.current_rev(), 1);
+    assert_eq!(s.current_rev(), 2);
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn range_limit_sort_and_count() {
         .range(&RangeRequest {
             key: "k".into(),
             range_end: "l".into(),
-            min_mod_revision: 2,
+            min_mod_revision: 3,
             keys_only: true,
             ..Default::default()
         })
@@ -190,8 +191,8 @@ fn txn_compares_and_sees_its_own_writes() {
     };
     assert!(r.succeeded);
     // Both puts share one main revision.
-    assert_eq!(s.current_rev(), 2);
-    assert_eq!(get(&s, "b", 0).unwrap().unwrap().mod_revision, 2);
+    assert_eq!(s.current_rev(), 3);
+    assert_eq!(get(&s, "b", 0).unwrap().unwrap().mod_revision, 3);
     match &r.responses[2].response {
         Some(synod_proto::etcdserverpb::response_op::Response::ResponseRange(rr)) => {
             assert_eq!(rr.kvs[0].value, b"2")
@@ -204,7 +205,7 @@ fn txn_compares_and_sees_its_own_writes() {
         other => panic!("{other:?}"),
     };
     assert!(!r.succeeded);
-    assert_eq!(s.current_rev(), 2);
+    assert_eq!(s.current_rev(), 3);
 }
 
 #[test]
@@ -230,7 +231,8 @@ fn failing_txn_changes_nothing() {
     };
     let msg = error_message(apply(&s, request::Op::Txn(txn)));
     assert_eq!(msg, "etcdserver: requested lease not found");
-    assert_eq!(s.current_rev(), 0);
+    // A fresh store is at revision 1, as etcd's is.
+    assert_eq!(s.current_rev(), 1);
     assert!(get(&s, "a", 0).unwrap().is_none());
 }
 
@@ -253,16 +255,16 @@ fn compaction_and_errors() {
         error_message(compact(9)),
         "etcdserver: mvcc: required revision is a future revision"
     );
-    compact(3);
-    assert_eq!(get(&s, "a", 2), Err(EtcdError::Compacted));
-    assert_eq!(get(&s, "a", 3).unwrap().unwrap().value, b"2");
+    compact(4);
+    assert_eq!(get(&s, "a", 3), Err(EtcdError::Compacted));
+    assert_eq!(get(&s, "a", 4).unwrap().unwrap().value, b"2");
     assert_eq!(
-        error_message(compact(3)),
+        error_message(compact(4)),
         "etcdserver: mvcc: required revision has been compacted"
     );
     // Old revisions are gone from storage, the visible ones stay.
-    assert!(s.history(1, 2).unwrap().is_empty());
-    assert_eq!(s.history(3, 5).unwrap().len(), 3);
+    assert!(s.history(1, 3).unwrap().is_empty());
+    assert_eq!(s.history(4, 6).unwrap().len(), 3);
 }
 
 #[test]
@@ -321,7 +323,7 @@ fn reopening_rebuilds_index_and_leases() {
     }
     let db = sled::open(dir.path()).unwrap();
     let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
-    assert_eq!(s.current_rev(), 2);
+    assert_eq!(s.current_rev(), 3);
     assert_eq!(get(&s, "k", 0).unwrap().unwrap().lease, 9);
     assert_eq!(s.lease_info(9).unwrap().2, vec![b"k".to_vec()]);
 }

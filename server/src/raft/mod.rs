@@ -61,6 +61,21 @@ impl Node {
         // sled keeps everything in this one file; fdatasync'ing it after a
         // flush makes the flush durable.
         let data_file = std::fs::File::open(data_dir.join("db").join("db"))?;
+        // Identity is fixed at first boot, as etcd keeps it in its WAL:
+        // flags that would derive another id later are ignored.
+        let identity = db.open_tree("identity")?;
+        let members = match (identity.get("member_id")?, identity.get("cluster_id")?) {
+            (Some(m), Some(c)) if m.len() == 8 && c.len() == 8 => Members {
+                id: u64::from_be_bytes(m.as_ref().try_into()?),
+                cluster_id: u64::from_be_bytes(c.as_ref().try_into()?),
+                nodes: members.nodes,
+            },
+            _ => {
+                identity.insert("member_id", &members.id.to_be_bytes())?;
+                identity.insert("cluster_id", &members.cluster_id.to_be_bytes())?;
+                members
+            }
+        };
         let log = log_store::LogStore::new(db.clone(), data_file)?;
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
         let sm = state_machine::StateMachine::new(store.clone());
@@ -167,6 +182,7 @@ fn raft_error<E: std::fmt::Display>(e: RaftError<NodeId, E>) -> EtcdError {
 async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>) {
     use prost::Message;
     while let Some(first) = rx.recv().await {
+        wait_for_leader(&raft).await;
         let mut bytes = first.0.encoded_len();
         let mut reqs = vec![first.0];
         let mut replies = vec![first.1];
@@ -206,11 +222,37 @@ async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<(synodpb::Request,
     }
 }
 
+/// How long a request waits for an election before giving up with "no
+/// leader", as etcd holds requests while it elects.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// A restarted node remembers the vote it granted itself, so openraft can
+/// report it as leader before it has won an election; only a node in the
+/// leader state (or one following another leader) can serve.
+fn has_leader(m: &openraft::RaftMetrics<NodeId, BasicNode>) -> bool {
+    match m.current_leader {
+        Some(l) if l == m.id => m.state == ServerState::Leader,
+        Some(_) => true,
+        None => false,
+    }
+}
+
+async fn wait_for_leader(raft: &Raft) {
+    if has_leader(&raft.metrics().borrow()) {
+        return;
+    }
+    let _ = raft
+        .wait(Some(LEADER_WAIT))
+        .metrics(has_leader, "leader elected")
+        .await;
+}
+
 async fn read_rounds(
     raft: Raft,
     mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), EtcdError>>>,
 ) {
     while let Some(first) = rx.recv().await {
+        wait_for_leader(&raft).await;
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);

@@ -1,0 +1,176 @@
+//! Starts real servers (synod, etcd) on free loopback ports for end-to-end
+//! tests, and stops them when dropped.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use synod_proto::etcdserverpb::kv_client::KvClient;
+use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use synod_proto::etcdserverpb::StatusRequest;
+use tonic::transport::Channel;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub peer_port: u16,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    kind: &'static str,
+}
+
+impl Server {
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts synod with its data in `dir` (kept across restarts).
+    pub fn synod(dir: &Path) -> Server {
+        Self::synod_on(dir, free_port(), free_port())
+    }
+
+    /// Starts synod on given ports: a restart reuses the ports it had.
+    pub fn synod_on(dir: &Path, port: u16, peer_port: u16) -> Server {
+        let log = dir.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_synod"))
+            .args(Self::flags("s1", dir, port, peer_port))
+            .stdout(Stdio::null())
+            .stderr(log_file(&log))
+            .spawn()
+            .expect("start synod");
+        Self::ready(Server {
+            child,
+            port,
+            peer_port,
+            dir: dir.to_path_buf(),
+            log,
+            kind: "synod",
+        })
+    }
+
+    /// Starts a real etcd with the same flags.
+    pub fn etcd(dir: &Path) -> Server {
+        let port = free_port();
+        let peer_port = free_port();
+        let log = dir.with_extension("log");
+        let child = Command::new("etcd")
+            .args(Self::flags("e1", dir, port, peer_port))
+            .stdout(Stdio::null())
+            .stderr(log_file(&log))
+            .spawn()
+            .expect("start etcd (run scripts/setup)");
+        Self::ready(Server {
+            child,
+            port,
+            peer_port,
+            dir: dir.to_path_buf(),
+            log,
+            kind: "etcd",
+        })
+    }
+
+    fn flags(name: &str, dir: &Path, port: u16, peer_port: u16) -> Vec<String> {
+        let client = format!("http://127.0.0.1:{port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        vec![
+            format!("--name={name}"),
+            format!("--data-dir={}", dir.display()),
+            format!("--listen-client-urls={client}"),
+            format!("--advertise-client-urls={client}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster={name}={peer}"),
+        ]
+    }
+
+    /// Waits until the server answers a Status call.
+    fn ready(mut s: Server) -> Server {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        loop {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("{} exited with {status}: {}", s.kind, s.log_text());
+            }
+            let url = s.url();
+            let ok = rt.block_on(async {
+                let Ok(mut c) = MaintenanceClient::connect(url).await else {
+                    return false;
+                };
+                c.status(StatusRequest {}).await.is_ok()
+            });
+            if ok {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not become ready: {}", s.kind, s.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn kv(&self) -> KvClient<Channel> {
+        KvClient::connect(self.url()).await.expect("connect")
+    }
+
+    pub fn etcdctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        etcdctl(&self.endpoint(), args, stdin)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn log_file(path: &Path) -> Stdio {
+    std::fs::File::create(path)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=5s")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl (run scripts/setup)");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("etcdctl output")
+}
