@@ -35,6 +35,16 @@ pub enum EtcdError {
     Timeout,
     #[error("etcdserver: not capable")]
     NotCapable,
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -73,7 +83,8 @@ impl EtcdError {
             | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
-            LeaseExist => Code::FailedPrecondition,
+            LeaseExist | RootUserNotExist | UserNotFound | RoleNotFound | AuthNotEnabled
+            | BadLeaderTransferee => Code::FailedPrecondition,
             NoLeader | Timeout => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             Internal(_) => Code::Internal,

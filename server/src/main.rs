@@ -7,8 +7,9 @@ use synod::api::{self, MAX_RECV_BYTES};
 use synod::config::{socket_addr, Config};
 use synod::raft::{Members, Node};
 use synod_proto::etcdserverpb::{
-    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
-    maintenance_server::MaintenanceServer, watch_server::WatchServer, Member,
+    auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
+    lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
+    Member,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -96,6 +97,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 LeaseServer::new(api::lease::LeaseService::new(node.clone()))
                     .max_decoding_message_size(MAX_RECV_BYTES),
             )
+            .add_service(AuthServer::new(api::auth::AuthService::new(node.clone())))
             .add_service(ClusterServer::new(api::cluster::ClusterService::new(
                 node.clone(),
                 member_list.clone(),

@@ -5,11 +5,13 @@ use synod_proto::etcdserverpb::alarm_request::AlarmAction;
 use synod_proto::etcdserverpb::maintenance_server::Maintenance;
 use synod_proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    HashKvResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
+    StatusRequest, StatusResponse,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::error::EtcdError;
 use crate::raft::Node;
 
 /// The etcd API level Synod speaks; clients gate features on this string.
@@ -91,6 +93,20 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
+    /// A single member leads already; moving to anyone else is refused as
+    /// etcd refuses a transferee that is not a voting member.
+    async fn move_leader(
+        &self,
+        req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        if req.into_inner().target_id != self.node.id {
+            return Err(EtcdError::BadLeaderTransferee.into());
+        }
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.node.header(self.node.store.current_rev())),
+        }))
+    }
+
     async fn hash_kv(
         &self,
         req: Request<HashKvRequest>,
@@ -104,15 +120,49 @@ impl Maintenance for MaintenanceService {
                 st.compact_rev,
             )
         };
-        let mut hasher = crc32fast::Hasher::new();
-        for (kv, tombstone) in store.history(compact.max(1), rev)? {
+        // etcd's hash: CRC-32C over the bucket name, then every stored
+        // revision up to `rev` as bbolt holds it (main, '_', sub, 't' for a
+        // tombstone) with its KeyValue; a tombstone's value is the bare key.
+        // Revisions at or below the compaction count only if they are still
+        // what their key shows at `rev` (etcd's `Keep(rev)`), unless no key
+        // shows anything. Synod stores the same revisions, so the hashes
+        // agree with etcd's for the same history.
+        let (visible, any_visible) = {
+            let st = store.read();
+            let visible: std::collections::HashSet<crate::mvcc::Rev> = st
+                .index
+                .range(crate::mvcc::KeyRange::From(&[0]), rev)
+                .map(|(_, r)| r)
+                .collect();
+            let any = !visible.is_empty();
+            (visible, any)
+        };
+        let mut hash = crc32c::crc32c(b"key");
+        for (rev, kv, tombstone) in store.history_revs(1, rev)? {
             use prost::Message;
-            hasher.update(&[tombstone as u8]);
-            hasher.update(&kv.encode_to_vec());
+            if rev.main <= compact && any_visible && !visible.contains(&rev) {
+                continue;
+            }
+            let mut k = Vec::with_capacity(18);
+            k.extend_from_slice(&(rev.main as u64).to_be_bytes());
+            k.push(b'_');
+            k.extend_from_slice(&(rev.sub as u64).to_be_bytes());
+            let v = if tombstone {
+                k.push(b't');
+                synod_proto::mvccpb::KeyValue {
+                    key: kv.key,
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            } else {
+                kv.encode_to_vec()
+            };
+            hash = crc32c::crc32c_append(hash, &k);
+            hash = crc32c::crc32c_append(hash, &v);
         }
         Ok(Response::new(HashKvResponse {
             header: Some(self.node.header(store.current_rev())),
-            hash: hasher.finalize(),
+            hash,
             compact_revision: compact,
             hash_revision: rev,
         }))

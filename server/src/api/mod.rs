@@ -2,6 +2,7 @@
 //! layer does, hand writes to Raft and reads to the store, and map errors to
 //! etcd's codes and messages. Nothing here touches sled.
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod lease;

@@ -233,12 +233,28 @@ impl Store {
     /// Every record with a revision in `[from, to]`, in order: history for
     /// watchers catching up.
     pub fn history(&self, from: i64, to: i64) -> Result<Vec<(KeyValue, bool)>, EtcdError> {
+        Ok(self
+            .history_revs(from, to)?
+            .into_iter()
+            .map(|(_, kv, t)| (kv, t))
+            .collect())
+    }
+
+    /// Like `history`, with each record's full revision.
+    pub fn history_revs(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Rev, KeyValue, bool)>, EtcdError> {
         let start = rev_key(Rev::new(from, 0));
         let end = rev_key(Rev::new(to.saturating_add(1), 0));
         let mut out = Vec::new();
         for item in self.tree.range(start..end) {
-            let (_, v) = item?;
-            out.push(decode_record(&v)?);
+            let (k, v) = item?;
+            let rev = Rev::from_bytes(&k[1..])
+                .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
+            let (kv, tombstone) = decode_record(&v)?;
+            out.push((rev, kv, tombstone));
         }
         Ok(out)
     }

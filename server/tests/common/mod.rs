@@ -46,7 +46,7 @@ impl Server {
     pub fn synod_on(dir: &Path, port: u16, peer_port: u16) -> Server {
         let log = dir.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_synod"))
-            .args(Self::flags("s1", dir, port, peer_port))
+            .args(Self::flags("n1", dir, port, peer_port))
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
@@ -67,7 +67,7 @@ impl Server {
         let peer_port = free_port();
         let log = dir.with_extension("log");
         let child = Command::new("etcd")
-            .args(Self::flags("e1", dir, port, peer_port))
+            .args(Self::flags("n1", dir, port, peer_port))
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
