@@ -207,6 +207,22 @@ fn bad_requests_get_etcd_errors_and_change_nothing() {
             before,
             "a refused request changed the store"
         );
+
+        // Services not implemented yet answer UNIMPLEMENTED at once, never hang.
+        let mut locks = synod_proto::v3lockpb::lock_client::LockClient::connect(server.url())
+            .await
+            .unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(5),
+            locks.lock(synod_proto::v3lockpb::LockRequest {
+                name: b"l".to_vec(),
+                lease: 0,
+            }),
+        )
+        .await
+        .expect("Lock hung")
+        .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
     });
 
     // Garbage on the client port: HTTP/1, random bytes, a half-open stream.
