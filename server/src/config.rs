@@ -50,6 +50,10 @@ pub struct Config {
     #[arg(long, default_value = "etcd-cluster")]
     pub initial_cluster_token: String,
 
+    /// Raft log entries between snapshots; older entries are then purged.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_count: u64,
+
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,

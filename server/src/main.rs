@@ -5,7 +5,7 @@ use clap::Parser;
 use openraft::BasicNode;
 use synod::api::{self, MAX_RECV_BYTES};
 use synod::config::{socket_addr, Config};
-use synod::raft::{Members, Node};
+use synod::raft::{Members, Node, Options};
 use synod_proto::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
@@ -64,7 +64,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         cluster_id: config.cluster_id(&specs),
         nodes,
     };
-    let node = Node::start(&config.data_dir, members).await?;
+    let opts = Options {
+        snapshot_count: config.snapshot_count,
+    };
+    let node = Node::start(&config.data_dir, members, opts).await?;
     let me_id = node.id;
     let member_list: Vec<Member> = specs
         .iter()

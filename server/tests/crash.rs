@@ -154,3 +154,55 @@ fn acknowledged_puts_survive_kill9() {
         }
     });
 }
+
+/// With snapshots every 50 entries, the log is snapshotted and purged many
+/// times; restarts (clean and kill -9) must still find every key, and keep
+/// taking writes.
+#[test]
+fn restarts_after_snapshots_and_log_purges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (port, peer) = (common::free_port(), common::free_port());
+    let flags = ["--snapshot-count", "50"];
+    let rt = runtime();
+    let put_range = |server: &Server, from: usize, to: usize| {
+        rt.block_on(async {
+            let mut kv = server.kv().await;
+            for i in from..to {
+                kv.put(PutRequest {
+                    key: format!("k{i:04}").into_bytes(),
+                    value: format!("v{i}").into_bytes(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let check = |server: &Server, n: usize| {
+        rt.block_on(async {
+            let mut kv = server.kv().await;
+            let r = kv
+                .range(RangeRequest {
+                    key: b"k".to_vec(),
+                    range_end: b"l".to_vec(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", server.log_text()))
+                .into_inner();
+            assert_eq!(r.count as usize, n, "keys lost across restart");
+            assert_eq!(r.header.unwrap().revision, n as i64 + 1);
+        })
+    };
+    let server = Server::synod_with(&dir, port, peer, &flags);
+    put_range(&server, 0, 300);
+    drop(server); // SIGKILL
+    let server = Server::synod_with(&dir, port, peer, &flags);
+    check(&server, 300);
+    put_range(&server, 300, 400);
+    check(&server, 400);
+    drop(server);
+    let server = Server::synod_with(&dir, port, peer, &flags);
+    check(&server, 400);
+}

@@ -231,6 +231,11 @@ impl Watcher {
                     return false;
                 }
             };
+            // A compaction that ran during the read may have removed some of
+            // what it should have seen: go round again and cancel.
+            if self.next < self.node.store.compact_rev() {
+                continue;
+            }
             let mut events = Vec::new();
             for (kv, tombstone) in records {
                 let ev = Event {

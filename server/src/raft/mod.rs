@@ -49,12 +49,18 @@ pub struct Members {
     pub nodes: BTreeMap<NodeId, BasicNode>,
 }
 
+pub struct Options {
+    /// Log entries between snapshots (etcd's --snapshot-count).
+    pub snapshot_count: u64,
+}
+
 impl Node {
     /// Opens the data directory, recovers log and state, starts Raft and,
     /// on first boot only, initializes the cluster.
     pub async fn start(
         data_dir: &Path,
         members: Members,
+        opts: Options,
     ) -> Result<Arc<Node>, Box<dyn std::error::Error>> {
         std::fs::create_dir_all(data_dir)?;
         let db = sled::Config::new()
@@ -89,8 +95,8 @@ impl Node {
             heartbeat_interval: 100,
             election_timeout_min: 500,
             election_timeout_max: 1000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_count.max(1)),
+            max_in_snapshot_log_to_keep: (opts.snapshot_count / 10).min(1_000),
             ..Default::default()
         }
         .validate()?;

@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -24,6 +25,8 @@ type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<Store>,
+    /// Whether openraft has made its start-up call to `get_current_snapshot`.
+    started: Arc<AtomicBool>,
 }
 
 fn sm_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: E) -> StorageError {
@@ -32,7 +35,10 @@ fn sm_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: E) -> StorageError
 
 impl StateMachine {
     pub fn new(store: Arc<Store>) -> Self {
-        StateMachine { store }
+        StateMachine {
+            store,
+            started: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn read_meta(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
@@ -144,7 +150,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        // One consistent dump: it carries its own applied id and membership.
+        // openraft calls this once while starting (storage/helper.rs,
+        // get_initial_state) and keeps only the meta; dumping the whole store
+        // there would cost a copy of it at every boot. The store is durable,
+        // so a snapshot of it "exists" up to what it has applied.
+        if !self.started.swap(true, Ordering::SeqCst) {
+            let (applied, membership) = self.read_meta()?;
+            return Ok(applied.map(|_| Snapshot {
+                meta: self.snapshot_meta(applied, membership),
+                snapshot: Box::new(Cursor::new(Vec::new())),
+            }));
+        }
+        // For a follower: one consistent dump, carrying its own applied id
+        // and membership.
         let pairs = self.store.dump().map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let find = |k: &[u8]| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
         let applied: Option<LogId> = match find(META_APPLIED) {

@@ -44,9 +44,15 @@ impl Server {
 
     /// Starts synod on given ports: a restart reuses the ports it had.
     pub fn synod_on(dir: &Path, port: u16, peer_port: u16) -> Server {
+        Self::synod_with(dir, port, peer_port, &[])
+    }
+
+    /// Starts synod with extra flags.
+    pub fn synod_with(dir: &Path, port: u16, peer_port: u16, extra: &[&str]) -> Server {
         let log = dir.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_synod"))
             .args(Self::flags("n1", dir, port, peer_port))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
