@@ -1,0 +1,68 @@
+use std::time::Duration;
+
+use tonic::{Code, Status};
+
+/// Failures a caller can act on; the PHP extension maps each to one
+/// exception class.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("connection failed: {0}")]
+    Connection(String),
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted { compact_revision: i64 },
+    #[error("etcdserver: requested lease not found (lease {0:x})")]
+    LeaseNotFound(i64),
+    /// Any other error the server returned, with its gRPC code and message.
+    #[error("{message}")]
+    Server { code: Code, message: String },
+}
+
+impl Error {
+    pub fn from_status(s: &Status) -> Error {
+        let msg = s.message();
+        match s.code() {
+            Code::Unavailable if is_transport(s) => Error::Connection(msg.to_string()),
+            Code::DeadlineExceeded => Error::Timeout(Duration::ZERO),
+            Code::OutOfRange if msg.contains("required revision has been compacted") => {
+                Error::Compacted {
+                    compact_revision: 0,
+                }
+            }
+            Code::NotFound if msg.contains("requested lease not found") => Error::LeaseNotFound(0),
+            code => Error::Server {
+                code,
+                message: msg.to_string(),
+            },
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Connection(_) => Code::Unavailable,
+            Error::Timeout(_) => Code::DeadlineExceeded,
+            Error::Compacted { .. } => Code::OutOfRange,
+            Error::LeaseNotFound(_) => Code::NotFound,
+            Error::Server { code, .. } => *code,
+        }
+    }
+}
+
+/// tonic reports a connection it could not make or lost as UNAVAILABLE with
+/// a transport error as source; a server's own UNAVAILABLE ("etcdserver: no
+/// leader") has none.
+fn is_transport(s: &Status) -> bool {
+    use std::error::Error as _;
+    s.source().is_some() || !s.message().starts_with("etcdserver:")
+}
+
+/// Whether the request surely never reached a server: the connection could
+/// not be made at all.
+pub(crate) fn never_sent(s: &Status) -> bool {
+    let text = format!("{s:?}").to_lowercase();
+    text.contains("connection refused") || text.contains("tcp connect error")
+}

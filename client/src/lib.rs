@@ -1,0 +1,305 @@
+//! An async client for etcd's v3 API, used by the PHP extension and by
+//! tests. It knows nothing of PHP. One `Client` holds a list of endpoints
+//! and a lazily connected channel to the current one; when that endpoint
+//! cannot be reached it moves on to the next, and every call has a deadline.
+
+mod error;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use error::Error;
+use synod_proto::etcdserverpb::kv_client::KvClient;
+use synod_proto::etcdserverpb::lease_client::LeaseClient;
+use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use synod_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+};
+pub use synod_proto::{etcdserverpb as pb, mvccpb};
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long establishing a connection to one endpoint may take.
+    pub connect_timeout: Duration,
+    /// Deadline of each call, retries included.
+    pub request_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: Vec<Endpoint>,
+    current: AtomicUsize,
+    channel: Mutex<Option<(usize, Channel)>>,
+    opts: Options,
+}
+
+/// Whether a failed call may be sent again to another endpoint: only when
+/// the request surely did not take effect, or it is a read.
+#[derive(Clone, Copy, PartialEq)]
+enum Retry {
+    Safe,
+    OnlyUnsent,
+}
+
+fn endpoint_url(s: &str) -> String {
+    if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    }
+}
+
+impl Client {
+    /// A client for `endpoints` ("host:port" or "http://host:port"). Connects
+    /// lazily: an unreachable server shows up on the first call, as a
+    /// `Connection` error within the connect timeout.
+    pub fn new<S: AsRef<str>>(endpoints: &[S], opts: Options) -> Result<Client, Error> {
+        if endpoints.is_empty() {
+            return Err(Error::InvalidArgument(
+                "at least one endpoint is required".into(),
+            ));
+        }
+        let mut eps = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let url = endpoint_url(e.as_ref().trim());
+            let ep = Endpoint::from_shared(url.clone())
+                .map_err(|err| Error::InvalidArgument(format!("bad endpoint {url:?}: {err}")))?
+                .connect_timeout(opts.connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true);
+            eps.push(ep);
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                endpoints: eps,
+                current: AtomicUsize::new(0),
+                channel: Mutex::new(None),
+                opts,
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    async fn channel(&self) -> Result<(usize, Channel), Error> {
+        if let Some(c) = self
+            .inner
+            .channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(c);
+        }
+        let n = self.inner.endpoints.len();
+        let start = self.inner.current.load(Ordering::Relaxed);
+        let mut last = String::new();
+        for i in 0..n {
+            let idx = (start + i) % n;
+            match self.inner.endpoints[idx].connect().await {
+                Ok(ch) => {
+                    self.inner.current.store(idx, Ordering::Relaxed);
+                    *self.inner.channel.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((idx, ch.clone()));
+                    return Ok((idx, ch));
+                }
+                Err(e) => {
+                    last = format!("{}: {}", self.inner.endpoints[idx].uri(), source_text(&e))
+                }
+            }
+        }
+        Err(Error::Connection(format!("no endpoint reachable ({last})")))
+    }
+
+    /// Forgets a channel that failed, so the next call tries the next endpoint.
+    fn fail_over(&self, idx: usize) {
+        let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
+        if ch.as_ref().is_some_and(|(i, _)| *i == idx) {
+            *ch = None;
+            let n = self.inner.endpoints.len();
+            self.inner.current.store((idx + 1) % n, Ordering::Relaxed);
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let attempts = self.inner.endpoints.len().max(1) + 1;
+        let work = async {
+            let mut last = None;
+            for _ in 0..attempts {
+                let (idx, ch) = self.channel().await?;
+                match f(ch).await {
+                    Ok(r) => return Ok(r.into_inner()),
+                    Err(status) => {
+                        let err = Error::from_status(&status);
+                        let unreachable = matches!(err, Error::Connection(_));
+                        if unreachable {
+                            self.fail_over(idx);
+                        }
+                        let again = unreachable
+                            && (retry == Retry::Safe || error::never_sent(&status))
+                            || retry == Retry::Safe && status.code() == tonic::Code::Unavailable;
+                        if !again {
+                            return Err(err);
+                        }
+                        last = Some(err);
+                    }
+                }
+            }
+            Err(last.unwrap_or_else(|| Error::Connection("no endpoint reachable".into())))
+        };
+        match tokio::time::timeout(self.inner.opts.request_timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(self.inner.opts.request_timeout)),
+        }
+    }
+
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
+        self.call(Retry::Safe, |ch| {
+            let req = req.clone();
+            async move { KvClient::new(ch).range(req).await }
+        })
+        .await
+    }
+
+    /// The current value of `key`, or None.
+    pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<Option<mvccpb::KeyValue>, Error> {
+        let resp = self
+            .range(RangeRequest {
+                key: key.into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(resp.kvs.into_iter().next())
+    }
+
+    pub async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
+        self.call(Retry::OnlyUnsent, |ch| {
+            let req = req.clone();
+            async move { KvClient::new(ch).put(req).await }
+        })
+        .await
+    }
+
+    pub async fn delete(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
+        self.call(Retry::OnlyUnsent, |ch| {
+            let req = req.clone();
+            async move { KvClient::new(ch).delete_range(req).await }
+        })
+        .await
+    }
+
+    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.call(Retry::OnlyUnsent, |ch| {
+            let req = req.clone();
+            async move { KvClient::new(ch).txn(req).await }
+        })
+        .await
+    }
+
+    pub async fn compact(
+        &self,
+        revision: i64,
+        physical: bool,
+    ) -> Result<CompactionResponse, Error> {
+        self.call(Retry::Safe, |ch| async move {
+            KvClient::new(ch)
+                .compact(CompactionRequest { revision, physical })
+                .await
+        })
+        .await
+    }
+
+    pub async fn status(&self) -> Result<StatusResponse, Error> {
+        self.call(Retry::Safe, |ch| async move {
+            MaintenanceClient::new(ch).status(StatusRequest {}).await
+        })
+        .await
+    }
+
+    pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrantResponse, Error> {
+        self.call(Retry::OnlyUnsent, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_grant(LeaseGrantRequest { ttl, id })
+                .await
+        })
+        .await
+    }
+
+    pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
+        self.call(Retry::Safe, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_revoke(LeaseRevokeRequest { id })
+                .await
+        })
+        .await
+    }
+
+    pub async fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<LeaseTimeToLiveResponse, Error> {
+        self.call(Retry::Safe, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+                .await
+        })
+        .await
+    }
+
+    /// Refreshes a lease once and returns its TTL; `LeaseNotFound` when it
+    /// has expired or was revoked.
+    pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64, Error> {
+        let ttl = self
+            .call(Retry::Safe, |ch| async move {
+                let mut lc = LeaseClient::new(ch);
+                let req = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
+                let mut stream = lc.lease_keep_alive(req).await?.into_inner();
+                match stream.message().await? {
+                    Some(r) => Ok(tonic::Response::new(r.ttl)),
+                    None => Err(tonic::Status::unavailable("keep-alive stream closed")),
+                }
+            })
+            .await?;
+        if ttl <= 0 {
+            return Err(Error::LeaseNotFound(id));
+        }
+        Ok(ttl)
+    }
+}
+
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
