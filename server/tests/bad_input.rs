@@ -167,6 +167,24 @@ fn bad_requests_get_etcd_errors_and_change_nothing() {
             Code::InvalidArgument,
             "etcdserver: too many operations in txn request",
         );
+        // Nesting deep enough to break decoding at apply time is refused.
+        let mut deep = TxnRequest {
+            success: vec![put_op("deep")],
+            ..Default::default()
+        };
+        for _ in 0..40 {
+            deep = TxnRequest {
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestTxn(deep)),
+                }],
+                ..Default::default()
+            };
+        }
+        expect_err(
+            kv.txn(deep).await,
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+        );
         expect_err(
             kv.txn(TxnRequest {
                 success: vec![put_op("d"), put_op("d")],

@@ -55,7 +55,19 @@ fn check_delete(r: &DeleteRangeRequest) -> Result<(), EtcdError> {
     Ok(())
 }
 
+/// Deepest txn nesting accepted. A Raft entry wraps a txn in two more
+/// messages and protobuf decoders stop at 100 levels; an entry that could
+/// not be decoded again at apply time would stop the node for good.
+pub const MAX_TXN_DEPTH: usize = 32;
+
 pub fn check_txn(t: &TxnRequest) -> Result<(), EtcdError> {
+    check_txn_at(t, 0)
+}
+
+fn check_txn_at(t: &TxnRequest, depth: usize) -> Result<(), EtcdError> {
+    if depth > MAX_TXN_DEPTH {
+        return Err(EtcdError::TooManyOps);
+    }
     if t.compare.len() > MAX_TXN_OPS
         || t.success.len() > MAX_TXN_OPS
         || t.failure.len() > MAX_TXN_OPS
@@ -70,7 +82,7 @@ pub fn check_txn(t: &TxnRequest) -> Result<(), EtcdError> {
             Some(request_op::Request::RequestRange(r)) => check_range(r)?,
             Some(request_op::Request::RequestPut(r)) => check_put(r)?,
             Some(request_op::Request::RequestDeleteRange(r)) => check_delete(r)?,
-            Some(request_op::Request::RequestTxn(r)) => check_txn(r)?,
+            Some(request_op::Request::RequestTxn(r)) => check_txn_at(r, depth + 1)?,
             None => {}
         }
     }

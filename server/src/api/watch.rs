@@ -121,7 +121,9 @@ impl Watch for WatchService {
                     Some(RequestUnion::CancelRequest(_)) | None => {}
                 }
             }
-            // Dropping the cancel senders stops every watcher of the stream.
+            // A client that half-closes its side still gets events, as with
+            // etcd: the watchers stop only when the response stream closes.
+            tx.closed().await;
             drop(watchers);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -152,7 +152,9 @@ impl Store {
                 l.keys.insert(key);
             }
         }
-        let (changes, _) = broadcast::channel(1024);
+        // Small on purpose: a watcher that stops reading pins at most this
+        // many batches; one that lags catches up from storage instead.
+        let (changes, _) = broadcast::channel(128);
         Ok(Store {
             tree,
             state: RwLock::new(st),
@@ -269,6 +271,11 @@ impl Store {
     pub fn keep_alive(&self, id: i64) -> Option<i64> {
         let mut st = self.write();
         let lease = st.leases.get_mut(&id)?;
+        // Past its deadline the revoke is on its way: renewing now would let
+        // a client believe it still holds what is about to be deleted.
+        if lease.deadline <= Instant::now() {
+            return None;
+        }
         lease.deadline = lease_deadline(lease.ttl);
         Some(lease.ttl)
     }

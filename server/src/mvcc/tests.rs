@@ -327,3 +327,92 @@ fn reopening_rebuilds_index_and_leases() {
     assert_eq!(get(&s, "k", 0).unwrap().unwrap().lease, 9);
     assert_eq!(s.lease_info(9).unwrap().2, vec![b"k".to_vec()]);
 }
+
+fn op_put(k: &str, v: &str, lease: i64) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key: k.into(),
+            value: v.into(),
+            lease,
+            ..Default::default()
+        })),
+    }
+}
+
+fn value_is(k: &str, v: &str) -> Compare {
+    Compare {
+        key: k.into(),
+        target: compare::CompareTarget::Value as i32,
+        result: compare::CompareResult::Equal as i32,
+        target_union: Some(compare::TargetUnion::Value(v.into())),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn nested_compares_see_the_state_before_the_txn() {
+    let (_d, s) = open();
+    // The inner compare is false before the txn (a is unset) and would be
+    // true after the outer put; etcd decides on the state before the txn,
+    // so the inner failure branch runs.
+    let txn = TxnRequest {
+        success: vec![
+            op_put("a", "1", 0),
+            RequestOp {
+                request: Some(request_op::Request::RequestTxn(TxnRequest {
+                    compare: vec![value_is("a", "1")],
+                    success: vec![op_put("b", "then", 0)],
+                    failure: vec![op_put("b", "else", 0)],
+                })),
+            },
+        ],
+        ..Default::default()
+    };
+    match apply(&s, request::Op::Txn(txn)) {
+        response::Op::Txn(t) => assert!(t.succeeded),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(get(&s, "b", 0).unwrap().unwrap().value, b"else");
+
+    // A nested op that fails validation fails the whole txn, unchanged.
+    let before = s.current_rev();
+    let txn = TxnRequest {
+        success: vec![
+            op_put("c", "1", 0),
+            RequestOp {
+                request: Some(request_op::Request::RequestTxn(TxnRequest {
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestRange(RangeRequest {
+                            key: "a".into(),
+                            revision: 1_000_000,
+                            ..Default::default()
+                        })),
+                    }],
+                    ..Default::default()
+                })),
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        error_message(apply(&s, request::Op::Txn(txn))),
+        "etcdserver: mvcc: required revision is a future revision"
+    );
+    assert_eq!(s.current_rev(), before);
+    assert!(get(&s, "c", 0).unwrap().is_none());
+}
+
+#[test]
+fn an_expired_lease_is_not_renewed() {
+    let (_d, s) = open();
+    apply(
+        &s,
+        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 0, id: 3 }),
+    );
+    assert_eq!(s.keep_alive(3), None);
+    apply(
+        &s,
+        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 4 }),
+    );
+    assert_eq!(s.keep_alive(4), Some(60));
+}

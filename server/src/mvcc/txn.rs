@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use synod_proto::etcdserverpb::{
     compare, request_op, response_op, CompactionRequest, CompactionResponse, Compare,
     DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RequestOp, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader, ResponseOp,
+    TxnRequest, TxnResponse,
 };
 use synod_proto::mvccpb::{self, event::EventType, KeyValue};
 use synod_proto::synodpb::{self, request, response};
@@ -265,10 +265,14 @@ impl<'a> WriteTxn<'a> {
         Ok(true)
     }
 
-    /// Picks the branch a txn takes, recursively, and validates every op in
-    /// it before anything is written, so a failing txn changes nothing.
-    fn check_ops(&self, ops: &[RequestOp]) -> Result<(), EtcdError> {
-        for op in ops {
+    /// Decides, against the state before the txn, which branch the txn and
+    /// every nested txn on the way takes (etcd's compareToPath), and
+    /// validates each op on that path, so a failing txn changes nothing and
+    /// nested compares do not see the outer txn's own writes.
+    fn txn_path(&self, t: &TxnRequest, path: &mut Vec<bool>) -> Result<(), EtcdError> {
+        let ok = self.all_compares(&t.compare)?;
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
             match op.request.as_ref() {
                 Some(request_op::Request::RequestPut(p)) => {
                     self.check_put(p)?;
@@ -276,10 +280,7 @@ impl<'a> WriteTxn<'a> {
                 Some(request_op::Request::RequestRange(r)) => {
                     check_rev(self.st, r.revision, self.read_rev())?;
                 }
-                Some(request_op::Request::RequestTxn(t)) => {
-                    let ok = self.all_compares(&t.compare)?;
-                    self.check_ops(if ok { &t.success } else { &t.failure })?;
-                }
+                Some(request_op::Request::RequestTxn(inner)) => self.txn_path(inner, path)?,
                 Some(request_op::Request::RequestDeleteRange(_)) | None => {}
             }
         }
@@ -296,13 +297,20 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn txn_checked(&mut self, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
-        let ok = self.all_compares(&t.compare)?;
-        self.check_ops(if ok { &t.success } else { &t.failure })?;
-        self.txn(t)
+        let mut path = Vec::new();
+        self.txn_path(t, &mut path)?;
+        self.txn(t, &mut path.into_iter())
     }
 
-    fn txn(&mut self, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
-        let ok = self.all_compares(&t.compare)?;
+    /// Runs a txn along a path `txn_path` decided and validated.
+    fn txn(
+        &mut self,
+        t: &TxnRequest,
+        path: &mut std::vec::IntoIter<bool>,
+    ) -> Result<TxnResponse, EtcdError> {
+        let ok = path
+            .next()
+            .ok_or_else(|| EtcdError::Internal("txn path too short".into()))?;
         let ops = if ok { &t.success } else { &t.failure };
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
@@ -325,7 +333,7 @@ impl<'a> WriteTxn<'a> {
                     response_op::Response::ResponseDeleteRange(self.delete(d)?)
                 }
                 Some(request_op::Request::RequestTxn(inner)) => {
-                    response_op::Response::ResponseTxn(self.txn(inner)?)
+                    response_op::Response::ResponseTxn(self.txn(inner, path)?)
                 }
                 None => continue,
             };

@@ -8,10 +8,14 @@
 // openraft's trait methods return its own (large) StorageError; helpers follow suit.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fmt::Debug;
 use std::fs::File;
 use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, Vote};
@@ -28,15 +32,63 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     file: Arc<File>,
+    blobs: Arc<Blobs>,
+}
+
+/// sled writes a message larger than a quarter segment (~128 KiB: a big
+/// batch, value or node) to a file of its own under `blobs/`, without any
+/// fsync; its flush covers only the main file. These files must reach the
+/// disk too before a write is acknowledged.
+struct Blobs {
+    dir: PathBuf,
+    synced: Mutex<HashSet<OsString>>,
+}
+
+impl Blobs {
+    fn sync(&self) -> std::io::Result<()> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.dir.join(&name)) {
+                    Ok(f) => f.sync_data()?,
+                    // Removed by sled's GC meanwhile: nothing to keep.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        *synced = present;
+        Ok(())
+    }
 }
 
 impl LogStore {
-    pub fn new(db: sled::Db, data_file: File) -> Result<Self, sled::Error> {
+    /// `db_dir` is sled's directory: its `db` file holds almost everything,
+    /// and `blobs/` one file per message too large for a log segment.
+    pub fn new(db: sled::Db, db_dir: &Path) -> std::io::Result<Self> {
+        let data_file = File::open(db_dir.join("db"))?;
         Ok(LogStore {
-            log: db.open_tree("raft_log")?,
-            meta: db.open_tree("raft_meta")?,
+            log: db.open_tree("raft_log").map_err(std::io::Error::other)?,
+            meta: db.open_tree("raft_meta").map_err(std::io::Error::other)?,
             db,
             file: Arc::new(data_file),
+            blobs: Arc::new(Blobs {
+                dir: db_dir.join("blobs"),
+                synced: Mutex::new(HashSet::new()),
+            }),
         })
     }
 
@@ -45,9 +97,11 @@ impl LogStore {
     async fn sync(&self, subject: ErrorSubject<NodeId>) -> Result<(), StorageError> {
         let db = self.db.clone();
         let file = self.file.clone();
+        let blobs = self.blobs.clone();
         let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             db.flush().map_err(std::io::Error::other)?;
-            file.sync_data()
+            file.sync_data()?;
+            blobs.sync()
         })
         .await
         .map_err(std::io::Error::other)

@@ -68,9 +68,11 @@ impl Node {
             // sled's default cache is 1 GiB; peak memory is measured against etcd.
             .cache_capacity(256 << 20)
             .open()?;
-        // sled keeps everything in this one file; fdatasync'ing it after a
-        // flush makes the flush durable.
-        let data_file = std::fs::File::open(data_dir.join("db").join("db"))?;
+        // A new data directory's entries must be durable too, as etcd
+        // fsyncs its directories on creation.
+        for dir in [data_dir.to_path_buf(), data_dir.join("db")] {
+            std::fs::File::open(&dir)?.sync_all()?;
+        }
         // Identity is fixed at first boot, as etcd keeps it in its WAL:
         // flags that would derive another id later are ignored.
         let identity = db.open_tree("identity")?;
@@ -86,7 +88,7 @@ impl Node {
                 members
             }
         };
-        let log = log_store::LogStore::new(db.clone(), data_file)?;
+        let log = log_store::LogStore::new(db.clone(), &data_dir.join("db"))?;
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
         let sm = state_machine::StateMachine::new(store.clone());
 
