@@ -191,3 +191,79 @@ fn filters_prev_kv_and_compaction() {
         assert_eq!(resp.compact_revision, 4);
     });
 }
+
+#[test]
+fn ended_watch_ids_are_free_again_and_cancel_is_answered_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::synod(&tmp.path().join("data"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut kv = server.kv().await;
+        for v in ["1", "2", "3"] {
+            kv.put(PutRequest {
+                key: b"x".to_vec(),
+                value: v.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        kv.compact(CompactionRequest {
+            revision: 3,
+            physical: false,
+        })
+        .await
+        .unwrap();
+        let create = |start_revision| WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+                key: b"x".to_vec(),
+                start_revision,
+                watch_id: 5,
+                ..Default::default()
+            })),
+        };
+        let (tx, mut stream) = open_watch(
+            server.url(),
+            WatchCreateRequest {
+                key: b"x".to_vec(),
+                start_revision: 1,
+                watch_id: 5,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(next(&mut stream).await.created);
+        let r = next(&mut stream).await;
+        assert!(r.canceled && r.compact_revision == 3, "{r:?}");
+        // Watch 5 ended on its own: its id can be used again.
+        tx.send(create(0)).await.unwrap();
+        let r = next(&mut stream).await;
+        assert!(r.created && !r.canceled, "id 5 still taken: {r:?}");
+        tx.send(WatchRequest {
+            request_union: Some(RequestUnion::CancelRequest(
+                synod_proto::etcdserverpb::WatchCancelRequest { watch_id: 5 },
+            )),
+        })
+        .await
+        .unwrap();
+        let r = next(&mut stream).await;
+        assert!(r.canceled && r.watch_id == 5, "{r:?}");
+        // Cancelling again (now unknown) is ignored; a new put is not delivered.
+        tx.send(WatchRequest {
+            request_union: Some(RequestUnion::CancelRequest(
+                synod_proto::etcdserverpb::WatchCancelRequest { watch_id: 5 },
+            )),
+        })
+        .await
+        .unwrap();
+        kv.put(PutRequest {
+            key: b"x".to_vec(),
+            value: b"4".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let more = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
+        assert!(more.is_err(), "unexpected response after cancel: {more:?}");
+    });
+}

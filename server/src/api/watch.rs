@@ -49,9 +49,26 @@ impl Watch for WatchService {
         let (tx, rx) = mpsc::channel(128);
         let node = self.node.clone();
         tokio::spawn(async move {
-            let mut watchers: HashMap<i64, oneshot::Sender<()>> = HashMap::new();
+            // Live watchers by id, with a generation so that a watcher that
+            // ended on its own is forgotten without touching a newer one
+            // that reuses its id.
+            let mut watchers: HashMap<i64, (u64, oneshot::Sender<()>)> = HashMap::new();
+            let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, u64)>();
+            let mut generation = 0u64;
             let mut next_id = 0i64;
-            while let Some(Ok(msg)) = inbound.next().await {
+            loop {
+                let msg = tokio::select! {
+                    msg = inbound.next() => match msg {
+                        Some(Ok(m)) => m,
+                        _ => break,
+                    },
+                    Some((id, gen)) = done_rx.recv() => {
+                        if watchers.get(&id).is_some_and(|(g, _)| *g == gen) {
+                            watchers.remove(&id);
+                        }
+                        continue;
+                    }
+                };
                 match msg.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
                         let mut id = c.watch_id;
@@ -90,22 +107,18 @@ impl Watch for WatchService {
                             break;
                         }
                         let (cancel_tx, cancel_rx) = oneshot::channel();
-                        watchers.insert(id, cancel_tx);
+                        generation += 1;
+                        watchers.insert(id, (generation, cancel_tx));
                         let w = Watcher::new(node.clone(), id, c, current, tx.clone());
-                        tokio::spawn(w.run(changes, cancel_rx));
+                        let done = Done(id, generation, done_tx.clone());
+                        tokio::spawn(w.run(changes, cancel_rx, done));
                     }
-                    // Cancelling an unknown watch is silently ignored, as in etcd.
-                    Some(RequestUnion::CancelRequest(c))
-                        if watchers.remove(&c.watch_id).is_some() =>
-                    {
-                        let resp = WatchResponse {
-                            header: Some(node.header(node.store.current_rev())),
-                            watch_id: c.watch_id,
-                            canceled: true,
-                            ..Default::default()
-                        };
-                        if tx.send(Ok(resp)).await.is_err() {
-                            break;
+                    // The watcher answers the cancel itself, after any event
+                    // it was already sending. Cancelling an unknown watch is
+                    // silently ignored, as in etcd.
+                    Some(RequestUnion::CancelRequest(c)) => {
+                        if let Some((_, cancel)) = watchers.remove(&c.watch_id) {
+                            let _ = cancel.send(());
                         }
                     }
                     Some(RequestUnion::ProgressRequest(_)) => {
@@ -118,7 +131,7 @@ impl Watch for WatchService {
                             break;
                         }
                     }
-                    Some(RequestUnion::CancelRequest(_)) | None => {}
+                    None => {}
                 }
             }
             // A client that half-closes its side still gets events, as with
@@ -127,6 +140,15 @@ impl Watch for WatchService {
             drop(watchers);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Tells the stream a watcher has ended, however it ended.
+struct Done(i64, u64, mpsc::UnboundedSender<(i64, u64)>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.2.send((self.0, self.1));
     }
 }
 
@@ -270,6 +292,7 @@ impl Watcher {
         mut self,
         mut changes: broadcast::Receiver<Arc<crate::mvcc::Changes>>,
         mut cancel: oneshot::Receiver<()>,
+        _done: Done,
     ) {
         let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
         progress.tick().await;
@@ -278,7 +301,19 @@ impl Watcher {
                 return;
             }
             tokio::select! {
-                _ = &mut cancel => return,
+                cancelled = &mut cancel => {
+                    // Err: the stream itself is gone, nobody to answer.
+                    if cancelled.is_ok() {
+                        let resp = WatchResponse {
+                            header: Some(self.node.header(self.node.store.current_rev())),
+                            watch_id: self.id,
+                            canceled: true,
+                            ..Default::default()
+                        };
+                        let _ = self.out.send(Ok(resp)).await;
+                    }
+                    return;
+                }
                 msg = changes.recv() => match msg {
                     Ok(c) => {
                         let events: Vec<Event> =
