@@ -6,7 +6,6 @@ use synod_proto::etcdserverpb::{
     request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 };
-use synod_proto::synodpb::{request, response, Request as Proposal};
 use tonic::{Request, Response, Status};
 
 use super::MAX_TXN_OPS;
@@ -22,10 +21,6 @@ impl KvService {
     pub fn new(node: Arc<Node>) -> Self {
         KvService { node }
     }
-}
-
-fn unexpected() -> Status {
-    EtcdError::Internal("unexpected response kind".into()).status()
 }
 
 pub fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
@@ -151,19 +146,7 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let req = req.into_inner();
         check_put(&req)?;
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::Put(req)),
-            })
-            .await?
-        {
-            response::Op::Put(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        super::propose!(self.node, Put, req)
     }
 
     async fn delete_range(
@@ -172,37 +155,13 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         let req = req.into_inner();
         check_delete(&req)?;
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::DeleteRange(req)),
-            })
-            .await?
-        {
-            response::Op::DeleteRange(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        super::propose!(self.node, DeleteRange, req)
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let req = req.into_inner();
         check_txn(&req)?;
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::Txn(req)),
-            })
-            .await?
-        {
-            response::Op::Txn(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        super::propose!(self.node, Txn, req)
     }
 
     async fn compact(
@@ -210,18 +169,6 @@ impl Kv for KvService {
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let req = req.into_inner();
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::Compaction(req)),
-            })
-            .await?
-        {
-            response::Op::Compaction(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(unexpected()),
-        }
+        super::propose!(self.node, Compaction, req)
     }
 }

@@ -9,7 +9,6 @@ use synod_proto::etcdserverpb::{
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
     LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use synod_proto::synodpb::{request, response, Request as Proposal};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -71,19 +70,7 @@ impl Lease for LeaseService {
         if req.id == 0 {
             req.id = self.new_id();
         }
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::LeaseGrant(req)),
-            })
-            .await?
-        {
-            response::Op::LeaseGrant(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(EtcdError::Internal("unexpected response kind".into()).into()),
-        }
+        super::propose!(self.node, LeaseGrant, req)
     }
 
     async fn lease_revoke(
@@ -91,19 +78,7 @@ impl Lease for LeaseService {
         req: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let req = req.into_inner();
-        match self
-            .node
-            .propose(Proposal {
-                op: Some(request::Op::LeaseRevoke(req)),
-            })
-            .await?
-        {
-            response::Op::LeaseRevoke(mut r) => {
-                self.node.fill(&mut r.header);
-                Ok(Response::new(r))
-            }
-            _ => Err(EtcdError::Internal("unexpected response kind".into()).into()),
-        }
+        super::propose!(self.node, LeaseRevoke, req)
     }
 
     /// Keep-alives are answered from the leader's memory, never through Raft.

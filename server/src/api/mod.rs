@@ -16,6 +16,26 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 pub const MAX_RECV_BYTES: usize = MAX_REQUEST_BYTES + 512 * 1024;
 pub const MAX_TXN_OPS: usize = 128;
 
+/// Proposes `req` through Raft as `request::Op::$op` and answers with the
+/// matching response, its header completed with this member's identity.
+macro_rules! propose {
+    ($node:expr, $op:ident, $req:expr) => {
+        match $node
+            .propose(synod_proto::synodpb::Request {
+                op: Some(synod_proto::synodpb::request::Op::$op($req)),
+            })
+            .await?
+        {
+            synod_proto::synodpb::response::Op::$op(mut r) => {
+                $node.fill(&mut r.header);
+                Ok(tonic::Response::new(r))
+            }
+            _ => Err(crate::error::EtcdError::Internal("unexpected response kind".into()).status()),
+        }
+    };
+}
+pub(crate) use propose;
+
 /// grpc-go (and so etcd) refuses an over-limit message with
 /// RESOURCE_EXHAUSTED "grpc: received message larger than max (N vs. M)";
 /// tonic says OUT_OF_RANGE with other words. Clients match on etcd's, so the

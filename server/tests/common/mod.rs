@@ -49,42 +49,44 @@ impl Server {
 
     /// Starts synod with extra flags.
     pub fn synod_with(dir: &Path, port: u16, peer_port: u16, extra: &[&str]) -> Server {
+        Self::spawn(
+            "synod",
+            env!("CARGO_BIN_EXE_synod"),
+            dir,
+            port,
+            peer_port,
+            extra,
+        )
+    }
+
+    /// Starts a real etcd with the same flags.
+    pub fn etcd(dir: &Path) -> Server {
+        Self::spawn("etcd", "etcd", dir, free_port(), free_port(), &[])
+    }
+
+    fn spawn(
+        kind: &'static str,
+        program: &str,
+        dir: &Path,
+        port: u16,
+        peer_port: u16,
+        extra: &[&str],
+    ) -> Server {
         let log = dir.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_synod"))
+        let child = Command::new(program)
             .args(Self::flags("n1", dir, port, peer_port))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
-            .expect("start synod");
+            .unwrap_or_else(|e| panic!("start {kind} (run scripts/setup): {e}"));
         Self::ready(Server {
             child,
             port,
             peer_port,
             dir: dir.to_path_buf(),
             log,
-            kind: "synod",
-        })
-    }
-
-    /// Starts a real etcd with the same flags.
-    pub fn etcd(dir: &Path) -> Server {
-        let port = free_port();
-        let peer_port = free_port();
-        let log = dir.with_extension("log");
-        let child = Command::new("etcd")
-            .args(Self::flags("n1", dir, port, peer_port))
-            .stdout(Stdio::null())
-            .stderr(log_file(&log))
-            .spawn()
-            .expect("start etcd (run scripts/setup)");
-        Self::ready(Server {
-            child,
-            port,
-            peer_port,
-            dir: dir.to_path_buf(),
-            log,
-            kind: "etcd",
+            kind,
         })
     }
 
