@@ -26,6 +26,11 @@ impl Error {
         let msg = s.message();
         match s.code() {
             Code::Unavailable if is_transport(s) => Error::Connection(msg.to_string()),
+            // tonic reports a call cut off by a dying connection as
+            // CANCELLED ("operation was canceled"); etcd never sends it.
+            Code::Cancelled if !msg.starts_with("etcdserver:") => {
+                Error::Connection(msg.to_string())
+            }
             Code::DeadlineExceeded => Error::Timeout(Duration::ZERO),
             Code::OutOfRange if msg.contains("required revision has been compacted") => {
                 Error::Compacted {
