@@ -4,12 +4,15 @@
 //! cannot be reached it moves on to the next, and every call has a deadline.
 
 mod error;
+mod lease;
+mod watch;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::Error;
+pub use lease::{KeepAlive, KeepAliveStatus};
 use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::lease_client::LeaseClient;
 use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -21,6 +24,8 @@ use synod_proto::etcdserverpb::{
 };
 pub use synod_proto::{etcdserverpb as pb, mvccpb};
 use tonic::transport::{Channel, Endpoint};
+pub use tonic::Code;
+pub use watch::{Watch, WatchBatch, WatchOptions};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -102,7 +107,7 @@ impl Client {
         &self.inner.opts
     }
 
-    async fn channel(&self) -> Result<(usize, Channel), Error> {
+    pub(crate) async fn channel(&self) -> Result<(usize, Channel), Error> {
         if let Some(c) = self
             .inner
             .channel
@@ -133,7 +138,7 @@ impl Client {
     }
 
     /// Forgets a channel that failed, so the next call tries the next endpoint.
-    fn fail_over(&self, idx: usize) {
+    pub(crate) fn fail_over(&self, idx: usize) {
         let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
         if ch.as_ref().is_some_and(|(i, _)| *i == idx) {
             *ch = None;
@@ -291,6 +296,19 @@ impl Client {
         }
         Ok(ttl)
     }
+}
+
+/// The range end that makes a range cover every key starting with `prefix`
+/// (etcd's `GetPrefixRangeEnd`); `\0` (all keys) for an empty prefix.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 fn source_text(e: &dyn std::error::Error) -> String {

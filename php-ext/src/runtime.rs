@@ -8,16 +8,21 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use ext_php_rs::exception::PhpException;
 use ext_php_rs::prelude::PhpResult;
 use tokio::runtime::Runtime;
 
-use crate::errors::{to_php, SynodException};
+use crate::errors::{self, to_php};
 
 struct State {
     pid: u32,
     runtime: Arc<Runtime>,
     clients: HashMap<String, synod_client::Client>,
+    /// Background keep-alives by (client key, lease id). They outlive the
+    /// PHP objects and the request: a lease stays alive while the process
+    /// runs, until it is stopped, revoked or lost.
+    keep_alives: HashMap<(String, i64), synod_client::KeepAlive>,
+    /// Leases to revoke when the current request ends.
+    revoke_at_shutdown: Vec<(String, i64)>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -34,21 +39,42 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
             .thread_name("synod-io")
             .enable_all()
             .build()
-            .map_err(|e| {
-                PhpException::from_class::<SynodException>(format!("cannot start I/O runtime: {e}"))
-            })?;
+            .map_err(|e| errors::synod(format!("cannot start I/O runtime: {e}")))?;
         *guard = Some(State {
             pid,
             runtime: Arc::new(runtime),
             clients: HashMap::new(),
+            keep_alives: HashMap::new(),
+            revoke_at_shutdown: Vec::new(),
         });
     }
     match guard.as_mut() {
         Some(s) => f(s),
-        None => Err(PhpException::from_class::<SynodException>(
-            "no runtime".into(),
-        )),
+        None => Err(errors::synod("no runtime".into())),
     }
+}
+
+/// What a PHP object needs to reach its servers. Objects keep this, not a
+/// client core, so that after a fork they use the child's connections.
+#[derive(Clone, Default)]
+pub struct Conn {
+    pub endpoints: Vec<String>,
+    pub opts: synod_client::Options,
+}
+
+impl Conn {
+    /// Identifies the client core: one per endpoint list and options.
+    pub fn key(&self) -> String {
+        client_key(&self.endpoints, &self.opts)
+    }
+
+    pub fn client(&self) -> PhpResult<synod_client::Client> {
+        client(&self.endpoints, &self.opts)
+    }
+}
+
+fn client_key(endpoints: &[String], opts: &synod_client::Options) -> String {
+    format!("{endpoints:?}{opts:?}")
 }
 
 /// The shared client core for these endpoints and options. Built inside the
@@ -57,7 +83,7 @@ pub fn client(
     endpoints: &[String],
     opts: &synod_client::Options,
 ) -> PhpResult<synod_client::Client> {
-    let key = format!("{endpoints:?}{opts:?}");
+    let key = client_key(endpoints, opts);
     with_state(|s| {
         if let Some(c) = s.clients.get(&key) {
             return Ok(c.clone());
@@ -72,9 +98,87 @@ pub fn client(
 /// Runs a client call to completion on the runtime, from the PHP thread.
 pub fn block_on<T, F>(fut: F) -> PhpResult<T>
 where
-    F: Future<Output = Result<T, synod_client::Error>> + Send + 'static,
-    T: Send + 'static,
+    F: Future<Output = Result<T, synod_client::Error>>,
 {
     let rt = with_state(|s| Ok(s.runtime.clone()))?;
     rt.block_on(fut).map_err(to_php)
+}
+
+/// Starts keeping a lease alive in the background (replacing any earlier
+/// keep-alive of the same lease).
+pub fn start_keep_alive(
+    key: &str,
+    client: &synod_client::Client,
+    id: i64,
+    ttl: i64,
+) -> PhpResult<()> {
+    with_state(|s| {
+        let _enter = s.runtime.enter();
+        let ka = client.keep_alive(id, ttl);
+        s.keep_alives.insert((key.to_string(), id), ka);
+        Ok(())
+    })
+}
+
+/// Stops the background keep-alive of a lease, if there is one.
+pub fn stop_keep_alive(key: &str, id: i64) -> PhpResult<()> {
+    with_state(|s| {
+        if let Some(ka) = s.keep_alives.remove(&(key.to_string(), id)) {
+            ka.stop();
+        }
+        Ok(())
+    })
+}
+
+/// The state of a lease's background keep-alive, if one was started.
+pub fn keep_alive_status(key: &str, id: i64) -> PhpResult<Option<synod_client::KeepAliveStatus>> {
+    with_state(|s| {
+        Ok(s.keep_alives
+            .get(&(key.to_string(), id))
+            .map(|k| k.status()))
+    })
+}
+
+pub fn revoke_at_shutdown(key: &str, id: i64, on: bool) -> PhpResult<()> {
+    with_state(|s| {
+        s.revoke_at_shutdown
+            .retain(|(k, i)| !(k == key && *i == id));
+        if on {
+            s.revoke_at_shutdown.push((key.to_string(), id));
+        }
+        Ok(())
+    })
+}
+
+/// Request shutdown: revokes the leases the request asked to have revoked.
+/// Called by the engine, so nothing here may unwind.
+pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
+    let _ = std::panic::catch_unwind(|| {
+        let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = guard.as_mut().filter(|s| s.pid == std::process::id()) else {
+            return;
+        };
+        let leases = std::mem::take(&mut s.revoke_at_shutdown);
+        if leases.is_empty() {
+            return;
+        }
+        let runtime = s.runtime.clone();
+        let mut work = Vec::new();
+        for (key, id) in leases {
+            if let Some(ka) = s.keep_alives.remove(&(key.clone(), id)) {
+                ka.stop();
+            }
+            if let Some(c) = s.clients.get(&key) {
+                work.push((c.clone(), id));
+            }
+        }
+        drop(guard);
+        runtime.block_on(async move {
+            for (c, id) in work {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.lease_revoke(id))
+                    .await;
+            }
+        });
+    });
+    0
 }

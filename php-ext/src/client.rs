@@ -1,0 +1,447 @@
+//! `Synod\Client`: the entry point. Keys, prefixes, compare-and-swap,
+//! transactions, compaction, status, and the factories for leases and
+//! watches.
+
+use std::time::Duration;
+
+use ext_php_rs::binary::Binary;
+use ext_php_rs::binary_slice::BinarySlice;
+use ext_php_rs::convert::IntoZval;
+use ext_php_rs::exception::PhpException;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::ce;
+use synod_client::pb::compare::{CompareResult, CompareTarget, TargetUnion};
+use synod_client::pb::range_request::{SortOrder, SortTarget};
+use synod_client::pb::request_op::Request;
+use synod_client::pb::{
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+
+use crate::errors;
+use crate::lease::Lease;
+use crate::runtime::{self, Conn};
+use crate::txn::{range_end, value_error, Txn};
+use crate::values::KeyValue;
+use crate::watch::Watch;
+
+/// A connection to a list of etcd v3 endpoints (Synod or etcd). Connections
+/// live for the whole PHP process and are shared by every Client with the
+/// same endpoints and timeouts, so php-fpm workers reuse them across requests.
+#[php_class]
+#[php(name = "Synod\\Client")]
+pub struct Client {
+    conn: Conn,
+}
+
+fn seconds(name: &str, v: Option<f64>, default: Duration) -> PhpResult<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(value_error(format!(
+            "{name} must be a number of seconds in (0, 86400], {s} given"
+        ))),
+    }
+}
+
+fn type_error(msg: &str) -> PhpException {
+    PhpException::new(msg.into(), 0, ce::type_error())
+}
+
+fn endpoint_list(endpoints: &Zval) -> PhpResult<Vec<String>> {
+    const WANT: &str = "endpoints must be a string or a list of strings";
+    let list: Vec<String> = if let Some(s) = endpoints.str() {
+        s.split(',').map(|e| e.trim().to_string()).collect()
+    } else if let Some(arr) = endpoints.array() {
+        let mut out = Vec::with_capacity(arr.len());
+        for (_, v) in arr.iter() {
+            out.push(v.str().ok_or_else(|| type_error(WANT))?.trim().to_string());
+        }
+        out
+    } else {
+        return Err(type_error(WANT));
+    };
+    if list.is_empty() || list.iter().any(|e| e.is_empty()) {
+        return Err(value_error("endpoints must not be empty".into()));
+    }
+    Ok(list)
+}
+
+/// Keys and values as a PHP array `key => value`. Keys are raw bytes; a
+/// key that reads as a decimal integer becomes an integer key, as it would
+/// in `$a[$key] = ...`, so that `$a[$key]` finds it.
+pub struct KeyMap(Vec<(Vec<u8>, Vec<u8>)>);
+
+fn integer_key(k: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(k).ok()?;
+    let n: i64 = s.parse().ok()?;
+    (n.to_string() == s).then_some(n)
+}
+
+impl IntoZval for KeyMap {
+    const TYPE: DataType = DataType::Array;
+    const NULLABLE: bool = false;
+
+    fn set_zval(self, zv: &mut Zval, _persistent: bool) -> ext_php_rs::error::Result<()> {
+        let mut ht = ZendHashTable::with_capacity(u32::try_from(self.0.len()).unwrap_or(u32::MAX));
+        for (k, v) in self.0 {
+            if let Some(i) = integer_key(&k) {
+                ht.insert_at_index(i, Binary::from(v))?;
+                continue;
+            }
+            let mut val = Binary::from(v).into_zval(false)?;
+            // SAFETY: `ht` is a live table; zend_hash_str_update copies the key
+            // bytes and takes over `val`'s reference, so `val` must not be dropped.
+            unsafe {
+                ext_php_rs::ffi::zend_hash_str_update(
+                    &mut *ht,
+                    k.as_ptr().cast(),
+                    k.len(),
+                    &raw mut val,
+                )
+            };
+            std::mem::forget(val);
+        }
+        zv.set_hashtable(ht);
+        Ok(())
+    }
+}
+
+fn sort_order(sort: Option<&str>) -> PhpResult<SortOrder> {
+    match sort.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") | Some("ascend") => Ok(SortOrder::Ascend),
+        Some("desc") | Some("descend") => Ok(SortOrder::Descend),
+        Some(_) => Err(value_error(format!(
+            "sort must be 'asc' or 'desc', {:?} given",
+            sort.unwrap_or_default()
+        ))),
+    }
+}
+
+fn revision_arg(name: &str, v: Option<i64>) -> PhpResult<i64> {
+    match v {
+        Some(r) if r < 0 => Err(value_error(format!(
+            "{name} must not be negative, {r} given"
+        ))),
+        Some(r) => Ok(r),
+        None => Ok(0),
+    }
+}
+
+fn header_revision(h: &Option<synod_client::pb::ResponseHeader>) -> i64 {
+    h.as_ref().map_or(0, |h| h.revision)
+}
+
+impl Client {
+    fn core(&self) -> PhpResult<synod_client::Client> {
+        self.conn.client()
+    }
+
+    fn range(&self, req: RangeRequest) -> PhpResult<Vec<synod_client::mvccpb::KeyValue>> {
+        let c = self.core()?;
+        Ok(runtime::block_on(async move { c.range(req).await })?.kvs)
+    }
+
+    fn prefix_request(
+        prefix: &[u8],
+        limit: Option<i64>,
+        sort: Option<&str>,
+        revision: Option<i64>,
+    ) -> PhpResult<RangeRequest> {
+        let limit = revision_arg("limit", limit)?;
+        let order = sort_order(sort)?;
+        Ok(RangeRequest {
+            key: prefix.to_vec(),
+            range_end: synod_client::prefix_end(prefix),
+            limit,
+            revision: revision_arg("revision", revision)?,
+            sort_order: order as i32,
+            sort_target: SortTarget::Key as i32,
+            ..Default::default()
+        })
+    }
+
+    fn put_request(key: &[u8], value: &[u8], lease: Option<i64>, prev_kv: bool) -> PutRequest {
+        PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease: lease.unwrap_or(0),
+            prev_kv,
+            ..Default::default()
+        }
+    }
+
+    fn delete_range(
+        &self,
+        key: &[u8],
+        prefix: bool,
+        prev_kv: bool,
+    ) -> PhpResult<synod_client::pb::DeleteRangeResponse> {
+        let c = self.core()?;
+        let req = DeleteRangeRequest {
+            key: key.to_vec(),
+            range_end: range_end(key, prefix),
+            prev_kv,
+        };
+        runtime::block_on(async move { c.delete(req).await })
+    }
+
+    /// A put guarded by one comparison; whether it happened.
+    fn guarded_put(&self, cmp: Compare, put: PutRequest) -> PhpResult<bool> {
+        let c = self.core()?;
+        let req = TxnRequest {
+            compare: vec![cmp],
+            success: vec![RequestOp {
+                request: Some(Request::RequestPut(put)),
+            }],
+            failure: vec![],
+        };
+        Ok(runtime::block_on(async move { c.txn(req).await })?.succeeded)
+    }
+}
+
+#[php_impl]
+impl Client {
+    /// Connects lazily: an unreachable server shows on the first call.
+    pub fn __construct(
+        endpoints: &Zval,
+        connect_timeout: Option<f64>,
+        request_timeout: Option<f64>,
+    ) -> PhpResult<Self> {
+        let endpoints = endpoint_list(endpoints)?;
+        let defaults = synod_client::Options::default();
+        let opts = synod_client::Options {
+            connect_timeout: seconds("connect_timeout", connect_timeout, defaults.connect_timeout)?,
+            request_timeout: seconds("request_timeout", request_timeout, defaults.request_timeout)?,
+        };
+        // Validate the endpoint syntax now rather than on first use.
+        synod_client::Client::new(&endpoints, opts.clone()).map_err(errors::to_php)?;
+        Ok(Client {
+            conn: Conn { endpoints, opts },
+        })
+    }
+
+    /// The value of `key`, or null when it does not exist.
+    pub fn get(&self, key: BinarySlice<u8>) -> PhpResult<Option<Binary<u8>>> {
+        let c = self.core()?;
+        let key = key.to_vec();
+        let kv = runtime::block_on(async move { c.get(key).await })?;
+        Ok(kv.map(|kv| Binary::from(kv.value)))
+    }
+
+    /// The key with its metadata (at `revision` when given), or null when it does not exist.
+    pub fn get_key_value(
+        &self,
+        key: BinarySlice<u8>,
+        revision: Option<i64>,
+    ) -> PhpResult<Option<KeyValue>> {
+        let req = RangeRequest {
+            key: key.to_vec(),
+            revision: revision_arg("revision", revision)?,
+            ..Default::default()
+        };
+        Ok(self.range(req)?.into_iter().next().map(KeyValue::from))
+    }
+
+    /// Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+    pub fn get_prefix(
+        &self,
+        prefix: BinarySlice<u8>,
+        limit: Option<i64>,
+        sort: Option<&str>,
+        revision: Option<i64>,
+    ) -> PhpResult<KeyMap> {
+        let req = Self::prefix_request(&prefix, limit, sort, revision)?;
+        let kvs = self.range(req)?;
+        Ok(KeyMap(
+            kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+        ))
+    }
+
+    /// Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+    pub fn get_prefix_key_values(
+        &self,
+        prefix: BinarySlice<u8>,
+        limit: Option<i64>,
+        sort: Option<&str>,
+        revision: Option<i64>,
+    ) -> PhpResult<Vec<KeyValue>> {
+        let req = Self::prefix_request(&prefix, limit, sort, revision)?;
+        Ok(self.range(req)?.into_iter().map(KeyValue::from).collect())
+    }
+
+    /// Number of keys under `prefix`.
+    pub fn count_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<i64> {
+        let c = self.core()?;
+        let req = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: synod_client::prefix_end(&prefix),
+            count_only: true,
+            ..Default::default()
+        };
+        Ok(runtime::block_on(async move { c.range(req).await })?.count)
+    }
+
+    /// Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
+    pub fn put(
+        &self,
+        key: BinarySlice<u8>,
+        value: BinarySlice<u8>,
+        lease: Option<i64>,
+    ) -> PhpResult<i64> {
+        let c = self.core()?;
+        let req = Self::put_request(&key, &value, lease, false);
+        let resp = runtime::block_on(async move { c.put(req).await })?;
+        Ok(header_revision(&resp.header))
+    }
+
+    /// Stores `value` under `key` and returns what it replaced, or null when the key was new.
+    pub fn get_and_put(
+        &self,
+        key: BinarySlice<u8>,
+        value: BinarySlice<u8>,
+        lease: Option<i64>,
+    ) -> PhpResult<Option<KeyValue>> {
+        let c = self.core()?;
+        let req = Self::put_request(&key, &value, lease, true);
+        let resp = runtime::block_on(async move { c.put(req).await })?;
+        Ok(resp.prev_kv.map(KeyValue::from))
+    }
+
+    /// Stores `value` only if `key` does not exist; whether it did.
+    pub fn put_if_absent(
+        &self,
+        key: BinarySlice<u8>,
+        value: BinarySlice<u8>,
+        lease: Option<i64>,
+    ) -> PhpResult<bool> {
+        let cmp = Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Create as i32,
+            key: key.to_vec(),
+            range_end: vec![],
+            target_union: Some(TargetUnion::CreateRevision(0)),
+        };
+        self.guarded_put(cmp, Self::put_request(&key, &value, lease, false))
+    }
+
+    /// Stores `value` only if the key's current value is `expected`; whether it did.
+    pub fn compare_and_swap(
+        &self,
+        key: BinarySlice<u8>,
+        expected: BinarySlice<u8>,
+        value: BinarySlice<u8>,
+        lease: Option<i64>,
+    ) -> PhpResult<bool> {
+        let cmp = Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Value as i32,
+            key: key.to_vec(),
+            range_end: vec![],
+            target_union: Some(TargetUnion::Value(expected.to_vec())),
+        };
+        self.guarded_put(cmp, Self::put_request(&key, &value, lease, false))
+    }
+
+    /// Deletes `key` and returns how many keys were deleted (0 or 1).
+    pub fn delete(&self, key: BinarySlice<u8>) -> PhpResult<i64> {
+        Ok(self.delete_range(&key, false, false)?.deleted)
+    }
+
+    /// Deletes `key` and returns what it held, or null when it did not exist.
+    pub fn get_and_delete(&self, key: BinarySlice<u8>) -> PhpResult<Option<KeyValue>> {
+        let resp = self.delete_range(&key, false, true)?;
+        Ok(resp.prev_kvs.into_iter().next().map(KeyValue::from))
+    }
+
+    /// Deletes every key under `prefix` and returns how many were deleted.
+    pub fn delete_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<i64> {
+        Ok(self.delete_range(&prefix, true, false)?.deleted)
+    }
+
+    /// Deletes every key under `prefix` and returns them as they were.
+    pub fn get_and_delete_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<Vec<KeyValue>> {
+        let resp = self.delete_range(&prefix, true, true)?;
+        Ok(resp.prev_kvs.into_iter().map(KeyValue::from).collect())
+    }
+
+    /// Starts a transaction: add comparisons with if*(), operations with then() and else(), and send it with commit().
+    pub fn txn(&self) -> Txn {
+        Txn::new(self.conn.clone())
+    }
+
+    /// Discards history before `revision` (reads below it fail with CompactedException).
+    #[php(defaults(physical = false))]
+    pub fn compact(&self, revision: i64, physical: bool) -> PhpResult<()> {
+        if revision <= 0 {
+            return Err(value_error(format!(
+                "revision must be positive, {revision} given"
+            )));
+        }
+        let c = self.core()?;
+        runtime::block_on(async move { c.compact(revision, physical).await })?;
+        Ok(())
+    }
+
+    /// The server's status: version, dbSize, leader, memberId, raftIndex, raftTerm, revision.
+    pub fn status(&self) -> PhpResult<Vec<(&'static str, Zval)>> {
+        let c = self.core()?;
+        let s = runtime::block_on(async move { c.status().await })?;
+        let h = s.header.unwrap_or_default();
+        let int = |v: i64| -> PhpResult<Zval> { Ok(v.into_zval(false)?) };
+        Ok(vec![
+            ("version", s.version.into_zval(false)?),
+            ("dbSize", int(s.db_size)?),
+            ("leader", int(s.leader as i64)?),
+            ("memberId", int(h.member_id as i64)?),
+            ("clusterId", int(h.cluster_id as i64)?),
+            ("raftIndex", int(s.raft_index as i64)?),
+            ("raftTerm", int(s.raft_term as i64)?),
+            ("revision", int(h.revision)?),
+        ])
+    }
+
+    /// Grants a lease of `ttl` seconds (with a chosen `id` when given), kept alive in the background unless `keep_alive` is false.
+    #[php(defaults(keep_alive = true, revoke_on_shutdown = false))]
+    pub fn lease(
+        &self,
+        ttl: i64,
+        id: Option<i64>,
+        keep_alive: bool,
+        revoke_on_shutdown: bool,
+    ) -> PhpResult<Lease> {
+        let c = self.core()?;
+        let id = id.unwrap_or(0);
+        let resp = runtime::block_on(async move { c.lease_grant(ttl, id).await })?;
+        let lease = Lease::new(self.conn.clone(), resp.id, resp.ttl);
+        if keep_alive {
+            lease.start_keep_alive()?;
+        }
+        if revoke_on_shutdown {
+            lease.revoke_on_shutdown(true)?;
+        }
+        Ok(lease)
+    }
+
+    /// Watches a key (or every key under it with `prefix`), from `start_revision` when given (replaying history), with previous values when `prev_kv`.
+    #[php(defaults(prefix = false, prev_kv = false))]
+    pub fn watch(
+        &self,
+        key: BinarySlice<u8>,
+        prefix: bool,
+        start_revision: Option<i64>,
+        prev_kv: bool,
+    ) -> PhpResult<Watch> {
+        let c = self.core()?;
+        let opts = synod_client::WatchOptions {
+            key: key.to_vec(),
+            range_end: range_end(&key, prefix),
+            start_revision: revision_arg("start_revision", start_revision)?,
+            prev_kv,
+            progress_notify: false,
+        };
+        let w = runtime::block_on(async move { c.watch(opts).await })?;
+        Ok(Watch::new(w))
+    }
+}

@@ -1,0 +1,172 @@
+//! `Synod\Watch`: events queued by a runtime task, taken by PHP on its own
+//! thread with `wait()` or `foreach`. No PHP value is touched off the PHP
+//! thread: the task only hands over Rust data.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ext_php_rs::prelude::*;
+use ext_php_rs::zend::ce;
+use tokio::time::Instant;
+
+use crate::errors;
+use crate::runtime;
+use crate::txn::value_error;
+use crate::values::Event;
+
+/// A watch on a key or prefix. Made by Client::watch(); iterate it with foreach, or call wait().
+#[php_class]
+#[php(name = "Synod\\Watch")]
+#[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
+#[derive(Default)]
+pub struct Watch {
+    inner: Option<synod_client::Watch>,
+    pid: u32,
+    /// Events received but not handed out yet.
+    queue: VecDeque<Event>,
+    /// The iterator's current event and its position.
+    current: Option<Event>,
+    position: i64,
+    /// Revision of the last event handed out (or of creation).
+    revision: i64,
+    cancelled: bool,
+}
+
+impl Watch {
+    pub fn new(inner: synod_client::Watch) -> Watch {
+        Watch {
+            revision: inner.created_revision,
+            inner: Some(inner),
+            pid: std::process::id(),
+            ..Default::default()
+        }
+    }
+
+    fn live(&mut self) -> PhpResult<&mut synod_client::Watch> {
+        if self.pid != std::process::id() {
+            return Err(errors::synod(
+                "a watch does not survive fork: start a new one in this process".into(),
+            ));
+        }
+        match &mut self.inner {
+            Some(w) => Ok(w),
+            None => Err(value_error("a Watch is made with Client::watch()".into())),
+        }
+    }
+
+    /// Fills the queue with at least one event, waiting until `deadline`
+    /// (forever when None). Returns whether an event is queued.
+    fn fill(&mut self, deadline: Option<Instant>) -> PhpResult<bool> {
+        if !self.queue.is_empty() {
+            return Ok(true);
+        }
+        if self.cancelled {
+            return Ok(false);
+        }
+        let w = self.live()?;
+        let batches = runtime::block_on(async {
+            let mut out = Vec::new();
+            loop {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                match w.next(left).await? {
+                    None => break,
+                    Some(b) => {
+                        let got = !b.events.is_empty();
+                        out.push(b);
+                        while let Some(b) = w.try_next() {
+                            out.push(b);
+                        }
+                        if got {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        self.queue
+            .extend(batches.into_iter().flat_map(|b| b.events).map(Event::from));
+        Ok(!self.queue.is_empty())
+    }
+
+    fn take(&mut self) -> Option<Event> {
+        let e = self.queue.pop_front()?;
+        self.revision = self.revision.max(e.get_revision());
+        Some(e)
+    }
+}
+
+fn deadline(timeout: Option<f64>) -> PhpResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && (0.0..=86_400.0).contains(&t) => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(value_error(format!(
+            "timeout must be a number of seconds in [0, 86400], {t} given"
+        ))),
+    }
+}
+
+#[php_impl]
+impl Watch {
+    /// Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time.
+    pub fn wait(&mut self, timeout: Option<f64>) -> PhpResult<Vec<Event>> {
+        let deadline = deadline(timeout)?;
+        self.fill(deadline)?;
+        let mut out = Vec::with_capacity(self.queue.len());
+        while let Some(e) = self.take() {
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Stops the watch; later waits return [] and foreach ends.
+    pub fn cancel(&mut self) {
+        if let Some(w) = &mut self.inner {
+            w.cancel();
+        }
+        self.cancelled = true;
+        self.queue.clear();
+        self.current = None;
+    }
+
+    /// The revision of the last event handed out (before any: the store revision when the watch began).
+    #[php(getter)]
+    pub fn get_revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The current event of a foreach.
+    pub fn current(&self) -> Option<Event> {
+        self.current.clone()
+    }
+
+    /// The position of the current event in a foreach, from 0.
+    pub fn key(&self) -> i64 {
+        self.position
+    }
+
+    /// Waits (without limit) for the next event of a foreach.
+    pub fn next(&mut self) -> PhpResult<()> {
+        self.position += 1;
+        self.current = None;
+        if self.fill(None)? {
+            self.current = self.take();
+        }
+        Ok(())
+    }
+
+    /// Starts a foreach: waits for the first event unless one is current.
+    pub fn rewind(&mut self) -> PhpResult<()> {
+        if self.current.is_none() && self.fill(None)? {
+            self.current = self.take();
+        }
+        Ok(())
+    }
+
+    /// Whether a foreach has an event; false once the watch was cancelled.
+    pub fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+}
