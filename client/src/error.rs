@@ -31,6 +31,11 @@ impl Error {
             Code::Cancelled if !msg.starts_with("etcdserver:") => {
                 Error::Connection(msg.to_string())
             }
+            // A connection reset mid-stream surfaces as UNKNOWN carrying the
+            // h2/hyper error ("h2 protocol error: error reading a body...").
+            Code::Unknown if is_transport_source(s) || msg.starts_with("h2 protocol error") => {
+                Error::Connection(msg.to_string())
+            }
             Code::DeadlineExceeded => Error::Timeout(Duration::ZERO),
             Code::OutOfRange if msg.contains("required revision has been compacted") => {
                 Error::Compacted {
@@ -61,8 +66,12 @@ impl Error {
 /// a transport error as source; a server's own UNAVAILABLE ("etcdserver: no
 /// leader") has none.
 fn is_transport(s: &Status) -> bool {
+    is_transport_source(s) || !s.message().starts_with("etcdserver:")
+}
+
+fn is_transport_source(s: &Status) -> bool {
     use std::error::Error as _;
-    s.source().is_some() || !s.message().starts_with("etcdserver:")
+    s.source().is_some()
 }
 
 /// Whether the request surely never reached a server: the connection could

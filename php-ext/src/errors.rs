@@ -12,21 +12,34 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use ext_php_rs::args::ArgInfoTables;
 use ext_php_rs::builders::{ClassBuilder, ClassProperty};
 use ext_php_rs::exception::PhpException;
+use ext_php_rs::ffi::{ext_php_rs_compiler_globals, zend_hash_str_find_ptr_lc};
 use ext_php_rs::flags::{DataType, PropertyFlags};
 use ext_php_rs::types::Zval;
 use ext_php_rs::zend::{ce, ClassEntry, ExecutorGlobals};
 use synod_client::Code;
 
-extern "C" {
-    /// SPL's class entry, exported by the PHP binary. SPL is built in and
-    /// registers before any extension starts.
-    static spl_ce_RuntimeException: *mut ext_php_rs::ffi::zend_class_entry;
-}
+static RUNTIME_EXCEPTION: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 
 fn runtime_exception() -> &'static ClassEntry {
-    // SAFETY: read once SPL has set it (module startup of a later
-    // extension); a null pointer falls back to \Exception.
-    unsafe { spl_ce_RuntimeException.cast::<ClassEntry>().as_ref() }.unwrap_or_else(ce::exception)
+    // SAFETY: null, or SPL's class entry, which lives as long as the process.
+    unsafe { RUNTIME_EXCEPTION.load(Ordering::Acquire).as_ref() }.unwrap_or_else(ce::exception)
+}
+
+/// Finds SPL's RuntimeException in the compiler's class table. SPL is built
+/// in and registers before any extension starts. (Not through the exported
+/// `spl_ce_RuntimeException`: `cargo php stubs` loads the library outside
+/// PHP and provides only the symbols ext-php-rs itself uses.)
+fn find_runtime_exception() {
+    const NAME: &str = "RuntimeException";
+    // SAFETY: the compiler globals and their class table are the engine's,
+    // valid during module startup.
+    let ce = unsafe {
+        let Some(cg) = ext_php_rs_compiler_globals().as_ref() else {
+            return;
+        };
+        zend_hash_str_find_ptr_lc(cg.class_table, NAME.as_ptr().cast(), NAME.len())
+    };
+    RUNTIME_EXCEPTION.store(ce.cast(), Ordering::Release);
 }
 
 #[derive(Clone, Copy)]
@@ -90,6 +103,7 @@ const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 5] = [
 /// Module startup: registers the exception classes.
 pub extern "C" fn startup(_type: i32, _module: i32) -> i32 {
     let registered = std::panic::catch_unwind(|| {
+        find_runtime_exception();
         for kind in KINDS {
             let parent: (fn() -> &'static ClassEntry, &'static str) = match kind {
                 Kind::Synod => (runtime_exception, "RuntimeException"),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, Server};
 use synod_client::pb::{compare, request_op, Compare, PutRequest, RequestOp, TxnRequest};
-use synod_client::{Client, Error, Options};
+use synod_client::{Client, Error, Options, WatchOptions};
 
 fn opts(ms: u64) -> Options {
     Options {
@@ -84,17 +84,26 @@ async fn exercise(c: &Client) {
     assert_eq!(err.to_string(), "etcdserver: key is not provided");
 }
 
-#[test]
-fn same_behaviour_on_synod_and_etcd() {
+/// Runs `check` with a client of a fresh synod, then of a fresh etcd.
+fn on_synod_and_etcd<F, Fut>(opts: Options, check: F)
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let tmp = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     for server in [
         Server::synod(&tmp.path().join("s")),
         Server::etcd(&tmp.path().join("e")),
     ] {
-        let c = Client::new(&[server.endpoint()], Options::default()).unwrap();
-        rt.block_on(exercise(&c));
+        let c = Client::new(&[server.endpoint()], opts.clone()).unwrap();
+        rt.block_on(check(c));
     }
+}
+
+#[test]
+fn same_behaviour_on_synod_and_etcd() {
+    on_synod_and_etcd(Options::default(), |c| async move { exercise(&c).await });
 }
 
 #[test]
@@ -162,4 +171,146 @@ fn fails_over_to_the_next_endpoint() {
     });
     assert!(Client::new::<&str>(&[], Options::default()).is_err());
     assert!(Client::new(&["http://[bad"], Options::default()).is_err());
+}
+
+fn put(key: &str, value: &str) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+/// Collects events until `n` have arrived (or the deadline passes).
+async fn events(w: &mut synod_client::Watch, n: usize) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while out.len() < n && Instant::now() < end {
+        if let Some(b) = w.next(Some(Duration::from_millis(200))).await.unwrap() {
+            for e in b.events {
+                let kv = e.kv.unwrap();
+                out.push((String::from_utf8(kv.key).unwrap(), kv.mod_revision));
+            }
+        }
+    }
+    out
+}
+
+fn prefix_watch(prefix: &str, start_revision: i64) -> WatchOptions {
+    WatchOptions {
+        key: prefix.into(),
+        range_end: synod_client::prefix_end(prefix.as_bytes()),
+        start_revision,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn watches_deliver_in_order_and_report_compaction_on_synod_and_etcd() {
+    on_synod_and_etcd(opts(1000), |c| async move {
+        let mut w = c.watch(prefix_watch("w/", 0)).await.unwrap();
+        assert!(w
+            .next(Some(Duration::from_millis(100)))
+            .await
+            .unwrap()
+            .is_none());
+        let mut revs = Vec::new();
+        for i in 0..20 {
+            let r = c.put(put(&format!("w/{i}"), "v")).await.unwrap();
+            revs.push((format!("w/{i}"), r.header.unwrap().revision));
+        }
+        c.put(put("other", "v")).await.unwrap();
+        assert_eq!(events(&mut w, 20).await, revs);
+
+        // History replay from a past revision, then compaction under it.
+        let mut replay = c.watch(prefix_watch("w/", revs[10].1)).await.unwrap();
+        assert_eq!(events(&mut replay, 10).await, revs[10..].to_vec());
+        c.compact(revs[15].1, false).await.unwrap();
+        let mut old = c.watch(prefix_watch("w/", revs[2].1)).await.unwrap();
+        let err = old.next(Some(Duration::from_secs(5))).await.unwrap_err();
+        assert_eq!(
+            err,
+            Error::Compacted {
+                compact_revision: revs[15].1
+            }
+        );
+        // The error stays: the watch is over.
+        assert!(old.next(Some(Duration::ZERO)).await.is_err());
+        w.cancel();
+        assert!(w.next(Some(Duration::ZERO)).await.is_err());
+    });
+}
+
+#[test]
+fn a_watch_resumes_after_a_restart_and_gives_up_on_a_dead_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let (port, peer) = (free_port(), free_port());
+    let mut server = Server::synod_on(&dir, port, peer);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = Client::new(&[server.endpoint()], opts(2500)).unwrap();
+    let mut w = rt.block_on(async {
+        let mut w = c.watch(prefix_watch("r/", 0)).await.unwrap();
+        let a = c
+            .put(put("r/a", "1"))
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .revision;
+        assert_eq!(events(&mut w, 1).await, vec![("r/a".into(), a)]);
+        w
+    });
+
+    // Killed and back within the request timeout: the watch carries on
+    // from the next revision, with nothing lost or repeated.
+    server.kill9();
+    server = Server::synod_on(&dir, port, peer);
+    rt.block_on(async {
+        let b = c
+            .put(put("r/b", "2"))
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .revision;
+        assert_eq!(events(&mut w, 1).await, vec![("r/b".into(), b)]);
+    });
+
+    // Killed for good: a Connection error once the timeout has passed.
+    server.kill9();
+    rt.block_on(async {
+        let t = Instant::now();
+        let err = w.next(Some(Duration::from_secs(20))).await.unwrap_err();
+        assert!(matches!(err, Error::Connection(_)), "{err:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    });
+}
+
+#[test]
+fn background_keep_alive_holds_a_lease_until_stopped_or_revoked() {
+    on_synod_and_etcd(opts(1000), |c| async move {
+        let kept = c.lease_grant(2, 0).await.unwrap();
+        let left = c.lease_grant(2, 0).await.unwrap();
+        let ka = c.keep_alive(kept.id, kept.ttl);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(c.lease_time_to_live(kept.id, false).await.unwrap().ttl > 0);
+        assert_eq!(c.lease_time_to_live(left.id, false).await.unwrap().ttl, -1);
+        assert!(ka.status().running);
+
+        // Revoked elsewhere: the task notices and stops.
+        c.lease_revoke(kept.id).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let st = ka.status();
+        assert!(!st.running);
+        assert_eq!(st.error, Some(Error::LeaseNotFound(kept.id)));
+
+        // Stopped: the lease runs out.
+        let l = c.lease_grant(2, 0).await.unwrap();
+        let ka = c.keep_alive(l.id, l.ttl);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        ka.stop();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(c.lease_time_to_live(l.id, false).await.unwrap().ttl, -1);
+    });
 }

@@ -1,0 +1,621 @@
+<?php
+
+// Stubs for synod
+
+namespace Synod {
+    /**
+     * A connection to a list of etcd v3 endpoints (Synod or etcd). Connections
+     * live for the whole PHP process and are shared by every Client with the
+     * same endpoints and timeouts, so php-fpm workers reuse them across requests.
+     */
+    class Client {
+        /**
+         * Connects lazily: an unreachable server shows on the first call.
+         *
+         * @param mixed $endpoints
+         * @param float|null $connect_timeout
+         * @param float|null $request_timeout
+         */
+        public function __construct(mixed $endpoints, ?float $connect_timeout = null, ?float $request_timeout = null) {}
+
+        /**
+         * Discards history before `revision` (reads below it fail with CompactedException).
+         *
+         * @param int $revision
+         * @param bool $physical
+         * @return void
+         */
+        public function compact(int $revision, bool $physical = false): void {}
+
+        /**
+         * Stores `value` only if the key's current value is `expected`; whether it did.
+         *
+         * @param string $key
+         * @param string $expected
+         * @param string $value
+         * @param int|null $lease
+         * @return bool
+         */
+        public function compareAndSwap(string $key, string $expected, string $value, ?int $lease = null): bool {}
+
+        /**
+         * Number of keys under `prefix`.
+         *
+         * @param string $prefix
+         * @return int
+         */
+        public function countPrefix(string $prefix): int {}
+
+        /**
+         * Deletes `key` and returns how many keys were deleted (0 or 1).
+         *
+         * @param string $key
+         * @return int
+         */
+        public function delete(string $key): int {}
+
+        /**
+         * Deletes every key under `prefix` and returns how many were deleted.
+         *
+         * @param string $prefix
+         * @return int
+         */
+        public function deletePrefix(string $prefix): int {}
+
+        /**
+         * The value of `key`, or null when it does not exist.
+         *
+         * @param string $key
+         * @return string|null
+         */
+        public function get(string $key): ?string {}
+
+        /**
+         * Deletes `key` and returns what it held, or null when it did not exist.
+         *
+         * @param string $key
+         * @return \Synod\KeyValue|null
+         */
+        public function getAndDelete(string $key): ?\Synod\KeyValue {}
+
+        /**
+         * Deletes every key under `prefix` and returns them as they were.
+         *
+         * @param string $prefix
+         * @return array
+         */
+        public function getAndDeletePrefix(string $prefix): array {}
+
+        /**
+         * Stores `value` under `key` and returns what it replaced, or null when the key was new.
+         *
+         * @param string $key
+         * @param string $value
+         * @param int|null $lease
+         * @return \Synod\KeyValue|null
+         */
+        public function getAndPut(string $key, string $value, ?int $lease = null): ?\Synod\KeyValue {}
+
+        /**
+         * The key with its metadata (at `revision` when given), or null when it does not exist.
+         *
+         * @param string $key
+         * @param int|null $revision
+         * @return \Synod\KeyValue|null
+         */
+        public function getKeyValue(string $key, ?int $revision = null): ?\Synod\KeyValue {}
+
+        /**
+         * Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+         *
+         * @param string $prefix
+         * @param int|null $limit
+         * @param string|null $sort
+         * @param int|null $revision
+         * @return array
+         */
+        public function getPrefix(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null): array {}
+
+        /**
+         * Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+         *
+         * @param string $prefix
+         * @param int|null $limit
+         * @param string|null $sort
+         * @param int|null $revision
+         * @return array
+         */
+        public function getPrefixKeyValues(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null): array {}
+
+        /**
+         * Grants a lease of `ttl` seconds (with a chosen `id` when given), kept alive in the background unless `keep_alive` is false.
+         *
+         * @param int $ttl
+         * @param int|null $id
+         * @param bool $keep_alive
+         * @param bool $revoke_on_shutdown
+         * @return \Synod\Lease
+         */
+        public function lease(int $ttl, ?int $id = null, bool $keep_alive = true, bool $revoke_on_shutdown = false): \Synod\Lease {}
+
+        /**
+         * Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
+         *
+         * @param string $key
+         * @param string $value
+         * @param int|null $lease
+         * @return int
+         */
+        public function put(string $key, string $value, ?int $lease = null): int {}
+
+        /**
+         * Stores `value` only if `key` does not exist; whether it did.
+         *
+         * @param string $key
+         * @param string $value
+         * @param int|null $lease
+         * @return bool
+         */
+        public function putIfAbsent(string $key, string $value, ?int $lease = null): bool {}
+
+        /**
+         * The server's status: version, dbSize, leader, memberId, raftIndex, raftTerm, revision.
+         *
+         * @return array
+         */
+        public function status(): array {}
+
+        /**
+         * Starts a transaction: add comparisons with if*(), operations with then() and else(), and send it with commit().
+         *
+         * @return \Synod\Txn
+         */
+        public function txn(): \Synod\Txn {}
+
+        /**
+         * Watches a key (or every key under it with `prefix`), from `start_revision` when given (replaying history), with previous values when `prev_kv`.
+         *
+         * @param string $key
+         * @param bool $prefix
+         * @param int|null $start_revision
+         * @param bool $prev_kv
+         * @return \Synod\Watch
+         */
+        public function watch(string $key, bool $prefix = false, ?int $start_revision = null, bool $prev_kv = false): \Synod\Watch {}
+    }
+
+    /**
+     * One change seen by a watch.
+     */
+    class Event {
+        public const DELETE = 'DELETE';
+
+        public const PUT = 'PUT';
+
+        /**
+         * The key that changed.
+         *
+         * @var string
+         */
+        public readonly string $key;
+
+        /**
+         * The key's state after the change (for a delete: key and revision only).
+         *
+         * @var \Synod\KeyValue
+         */
+        public readonly \Synod\KeyValue $kv;
+
+        /**
+         * The key's state before the change, when asked for and present.
+         *
+         * @var \Synod\KeyValue|null
+         */
+        public readonly ?\Synod\KeyValue $prevKv;
+
+        /**
+         * The value before the change, when the watch asked for previous values and there was one.
+         *
+         * @var string|null
+         */
+        public readonly ?string $prevValue;
+
+        /**
+         * Revision of the change.
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        /**
+         * Event::PUT or Event::DELETE.
+         *
+         * @var string
+         */
+        public readonly string $type;
+
+        /**
+         * The new value; empty for a delete.
+         *
+         * @var string
+         */
+        public readonly string $value;
+
+        public function __construct() {}
+    }
+
+    /**
+     * A key with its value and etcd's metadata.
+     */
+    class KeyValue {
+        /**
+         * Revision of the write that created the key (since its last delete).
+         *
+         * @var int
+         */
+        public readonly int $createRevision;
+
+        /**
+         * The key.
+         *
+         * @var string
+         */
+        public readonly string $key;
+
+        /**
+         * ID of the lease the key is attached to, 0 for none.
+         *
+         * @var int
+         */
+        public readonly int $lease;
+
+        /**
+         * Revision of the last write to the key.
+         *
+         * @var int
+         */
+        public readonly int $modRevision;
+
+        /**
+         * The value.
+         *
+         * @var string
+         */
+        public readonly string $value;
+
+        /**
+         * Number of writes since the key was created.
+         *
+         * @var int
+         */
+        public readonly int $version;
+
+        public function __construct() {}
+    }
+
+    /**
+     * A lease: keys attached to it are deleted when it expires or is revoked. Made by Client::lease().
+     */
+    class Lease {
+        /**
+         * The lease ID, to pass as `lease:` when writing keys.
+         *
+         * @var int
+         */
+        public readonly int $id;
+
+        /**
+         * The TTL in seconds the server granted.
+         *
+         * @var int
+         */
+        public readonly int $ttl;
+
+        public function __construct() {}
+
+        /**
+         * Whether the background keep-alive is running: false once stopped, or once the lease was lost.
+         *
+         * @return bool
+         */
+        public function isKeptAlive(): bool {}
+
+        /**
+         * Refreshes the lease once and returns its TTL; LeaseNotFoundException when it is gone.
+         *
+         * @return int
+         */
+        public function keepAlive(): int {}
+
+        /**
+         * The keys attached to the lease.
+         *
+         * @return array
+         */
+        public function keys(): array {}
+
+        /**
+         * Revokes the lease now, deleting its keys; LeaseNotFoundException when it is already gone.
+         *
+         * @return void
+         */
+        public function revoke(): void {}
+
+        /**
+         * Whether to revoke the lease when the current request ends (off unless asked for).
+         *
+         * @param bool $revoke
+         * @return void
+         */
+        public function revokeOnShutdown(bool $revoke): void {}
+
+        /**
+         * Keeps the lease alive in the background from now on (Client::lease() does this unless told not to).
+         *
+         * @return void
+         */
+        public function startKeepAlive(): void {}
+
+        /**
+         * Stops the background keep-alive; the lease then expires after its TTL.
+         *
+         * @return void
+         */
+        public function stopKeepAlive(): void {}
+
+        /**
+         * Seconds the lease has left, or -1 when it has expired or was revoked.
+         *
+         * @return int
+         */
+        public function timeToLive(): int {}
+    }
+
+    /**
+     * One operation of a transaction: made with Op::get, Op::put or Op::delete.
+     */
+    class Op {
+        public function __construct() {}
+
+        /**
+         * Deletes a key, or every key under a prefix; gives the count in the result.
+         *
+         * @param string $key
+         * @param bool $prefix
+         * @return \Synod\Op
+         */
+        public static function delete(string $key, bool $prefix = false): \Synod\Op {}
+
+        /**
+         * Reads a key, or every key under a prefix; gives KeyValue[] in the result.
+         *
+         * @param string $key
+         * @param bool $prefix
+         * @param int|null $limit
+         * @return \Synod\Op
+         */
+        public static function get(string $key, bool $prefix = false, ?int $limit = null): \Synod\Op {}
+
+        /**
+         * Writes a key (attached to a lease when given); gives the revision in the result.
+         *
+         * @param string $key
+         * @param string $value
+         * @param int|null $lease
+         * @return \Synod\Op
+         */
+        public static function put(string $key, string $value, ?int $lease = null): \Synod\Op {}
+    }
+
+    /**
+     * A transaction being built: comparisons, then the operations to run when
+     * all hold, else the others. Made by Client::txn().
+     */
+    class Txn {
+        public function __construct() {}
+
+        /**
+         * Sends the transaction; it runs atomically at one revision.
+         *
+         * @return \Synod\TxnResult
+         */
+        public function commit(): \Synod\TxnResult {}
+
+        /**
+         * Operations to run when a comparison fails.
+         *
+         * @param \Synod\Op $ops
+         * @return \Synod\Txn
+         */
+        public function else(\Synod\Op ...$ops): \Synod\Txn {}
+
+        /**
+         * Compares the key's create revision (0 when the key does not exist).
+         *
+         * @param string $key
+         * @param string $op
+         * @param int $revision
+         * @param bool $prefix
+         * @return \Synod\Txn
+         */
+        public function ifCreateRevision(string $key, string $op, int $revision, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Compares the ID of the lease the key is attached to (0 for none).
+         *
+         * @param string $key
+         * @param string $op
+         * @param int $lease
+         * @param bool $prefix
+         * @return \Synod\Txn
+         */
+        public function ifLease(string $key, string $op, int $lease, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Compares the key's mod revision (0 when the key does not exist).
+         *
+         * @param string $key
+         * @param string $op
+         * @param int $revision
+         * @param bool $prefix
+         * @return \Synod\Txn
+         */
+        public function ifModRevision(string $key, string $op, int $revision, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Compares the key's value ('=', '!=', '<', '>', bytewise).
+         *
+         * @param string $key
+         * @param string $op
+         * @param string $value
+         * @param bool $prefix
+         * @return \Synod\Txn
+         */
+        public function ifValue(string $key, string $op, string $value, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Compares the key's version (0 when the key does not exist).
+         *
+         * @param string $key
+         * @param string $op
+         * @param int $version
+         * @param bool $prefix
+         * @return \Synod\Txn
+         */
+        public function ifVersion(string $key, string $op, int $version, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Operations to run when every comparison holds.
+         *
+         * @param \Synod\Op $ops
+         * @return \Synod\Txn
+         */
+        public function then(\Synod\Op ...$ops): \Synod\Txn {}
+    }
+
+    /**
+     * The outcome of a transaction.
+     */
+    class TxnResult {
+        /**
+         * One entry per operation that ran: KeyValue[] for a get, the revision for a put, the count for a delete, a TxnResult for a nested transaction.
+         *
+         * @var array
+         */
+        public readonly array $responses;
+
+        /**
+         * The store revision after the transaction.
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        /**
+         * Whether every comparison held, so the `then` operations ran.
+         *
+         * @var bool
+         */
+        public readonly bool $succeeded;
+
+        public function __construct() {}
+    }
+
+    /**
+     * A watch on a key or prefix. Made by Client::watch(); iterate it with foreach, or call wait().
+     */
+    class Watch implements \Iterator {
+        /**
+         * The revision of the last event handed out (before any: the store revision when the watch began).
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        public function __construct() {}
+
+        /**
+         * Stops the watch; later waits return [] and foreach ends.
+         *
+         * @return void
+         */
+        public function cancel(): void {}
+
+        /**
+         * The current event of a foreach.
+         *
+         * @return \Synod\Event|null
+         */
+        public function current(): ?\Synod\Event {}
+
+        /**
+         * The position of the current event in a foreach, from 0.
+         *
+         * @return int
+         */
+        public function key(): int {}
+
+        /**
+         * Waits (without limit) for the next event of a foreach.
+         *
+         * @return void
+         */
+        public function next(): void {}
+
+        /**
+         * Starts a foreach: waits for the first event unless one is current.
+         *
+         * @return void
+         */
+        public function rewind(): void {}
+
+        /**
+         * Whether a foreach has an event; false once the watch was cancelled.
+         *
+         * @return bool
+         */
+        public function valid(): bool {}
+
+        /**
+         * Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time.
+         *
+         * @param float|null $timeout
+         * @return array
+         */
+        public function wait(?float $timeout = null): array {}
+    }
+}
+
+namespace Synod\Exception {
+    /**
+     * Base of every Synod failure. The code is the gRPC status code the server (or the transport) gave.
+     */
+    class SynodException extends \RuntimeException {}
+
+    /**
+     * No endpoint could be reached, or the connection broke during the call.
+     */
+    class ConnectionException extends SynodException {}
+
+    /**
+     * The call did not finish within the request timeout.
+     */
+    class TimeoutException extends SynodException {}
+
+    /**
+     * The revision asked for is older than the store's compaction point.
+     */
+    class CompactedException extends SynodException {
+        /**
+         * The oldest revision still readable, when the server said (0 otherwise).
+         *
+         * @var int
+         */
+        public int $compactRevision = 0;
+    }
+
+    /**
+     * The lease does not exist: it expired or was revoked.
+     */
+    class LeaseNotFoundException extends SynodException {}
+}
