@@ -10,13 +10,15 @@ namespace Synod {
      */
     class Client {
         /**
-         * Connects lazily: an unreachable server shows on the first call.
+         * Connects lazily: an unreachable server shows on the first call. `endpoints` is "host:port", a comma-separated list, or an array of them; timeouts are in seconds; username and password are for servers with authentication enabled.
          *
          * @param mixed $endpoints
          * @param float|null $connect_timeout
          * @param float|null $request_timeout
+         * @param string|null $username
+         * @param string|null $password
          */
-        public function __construct(mixed $endpoints, ?float $connect_timeout = null, ?float $request_timeout = null) {}
+        public function __construct(mixed $endpoints, ?float $connect_timeout = null, ?float $request_timeout = null, ?string $username = null, ?string $password = null) {}
 
         /**
          * Discards history before `revision` (reads below it fail with CompactedException).

@@ -80,3 +80,8 @@ pub(crate) fn never_sent(s: &Status) -> bool {
     let text = format!("{s:?}").to_lowercase();
     text.contains("connection refused") || text.contains("tcp connect error")
 }
+
+/// The server no longer accepts the token the call carried.
+pub(crate) fn is_expired_token(s: &Status) -> bool {
+    s.code() == Code::Unauthenticated && s.message().contains("invalid auth token")
+}

@@ -112,19 +112,14 @@ async fn session(
     timeout: Duration,
     status: &Mutex<KeepAliveStatus>,
 ) -> Result<(), Error> {
-    let (idx, ch) = client.channel().await?;
+    let conn = client.channel().await?;
+    let idx = conn.idx;
     let (tx, rx) = mpsc::channel(1);
     let _ = tx.send(LeaseKeepAliveRequest { id }).await;
-    let broken = |status: tonic::Status| {
-        let err = Error::from_status(&status);
-        if matches!(err, Error::Connection(_)) {
-            client.fail_over(idx);
-        }
-        err
-    };
+    let broken = |status: tonic::Status| client.note_failure(idx, &status);
     let mut responses = match tokio::time::timeout(
         timeout,
-        LeaseClient::new(ch).lease_keep_alive(ReceiverStream::new(rx)),
+        LeaseClient::new(conn.ch.clone()).lease_keep_alive(conn.req(ReceiverStream::new(rx))),
     )
     .await
     {

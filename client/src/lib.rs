@@ -13,9 +13,11 @@ use std::time::Duration;
 
 pub use error::Error;
 pub use lease::{KeepAlive, KeepAliveStatus};
+use synod_proto::etcdserverpb::auth_client::AuthClient;
 use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::lease_client::LeaseClient;
 use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use synod_proto::etcdserverpb::AuthenticateRequest;
 use synod_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseRevokeRequest,
@@ -23,6 +25,7 @@ use synod_proto::etcdserverpb::{
     RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 pub use synod_proto::{etcdserverpb as pb, mvccpb};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 pub use tonic::Code;
 pub use watch::{Watch, WatchBatch, WatchOptions};
@@ -33,6 +36,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Deadline of each call, retries included.
     pub request_timeout: Duration,
+    /// User name and password for servers with authentication enabled.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -40,6 +45,7 @@ impl Default for Options {
         Options {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            credentials: None,
         }
     }
 }
@@ -52,8 +58,27 @@ pub struct Client {
 struct Inner {
     endpoints: Vec<Endpoint>,
     current: AtomicUsize,
-    channel: Mutex<Option<(usize, Channel)>>,
+    channel: Mutex<Option<Conn>>,
     opts: Options,
+}
+
+/// A connected channel to one endpoint, with the auth token obtained on it.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    pub idx: usize,
+    pub ch: Channel,
+    token: Option<MetadataValue<Ascii>>,
+}
+
+impl Conn {
+    /// A request carrying the auth token, if there is one.
+    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        if let Some(t) = &self.token {
+            r.metadata_mut().insert("token", t.clone());
+        }
+        r
+    }
 }
 
 /// Whether a failed call may be sent again to another endpoint: only when
@@ -107,7 +132,7 @@ impl Client {
         &self.inner.opts
     }
 
-    pub(crate) async fn channel(&self) -> Result<(usize, Channel), Error> {
+    pub(crate) async fn channel(&self) -> Result<Conn, Error> {
         if let Some(c) = self
             .inner
             .channel
@@ -124,10 +149,12 @@ impl Client {
             let idx = (start + i) % n;
             match self.inner.endpoints[idx].connect().await {
                 Ok(ch) => {
+                    let token = self.authenticate(&ch).await?;
+                    let conn = Conn { idx, ch, token };
                     self.inner.current.store(idx, Ordering::Relaxed);
                     *self.inner.channel.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some((idx, ch.clone()));
-                    return Ok((idx, ch));
+                        Some(conn.clone());
+                    return Ok(conn);
                 }
                 Err(e) => {
                     last = format!("{}: {}", self.inner.endpoints[idx].uri(), source_text(&e))
@@ -137,10 +164,61 @@ impl Client {
         Err(Error::Connection(format!("no endpoint reachable ({last})")))
     }
 
+    /// Gets a token when credentials are set. A server without
+    /// authentication says so, and is then used without a token, as etcd's
+    /// own client does.
+    async fn authenticate(&self, ch: &Channel) -> Result<Option<MetadataValue<Ascii>>, Error> {
+        let Some((name, password)) = &self.inner.opts.credentials else {
+            return Ok(None);
+        };
+        let req = AuthenticateRequest {
+            name: name.clone(),
+            password: password.clone(),
+        };
+        match AuthClient::new(ch.clone()).authenticate(req).await {
+            Ok(r) => {
+                let token = r.into_inner().token;
+                MetadataValue::try_from(token.as_str())
+                    .map(Some)
+                    .map_err(|_| {
+                        Error::InvalidArgument("the server sent an unusable auth token".into())
+                    })
+            }
+            Err(s)
+                if s.code() == tonic::Code::FailedPrecondition
+                    && s.message().contains("authentication is not enabled") =>
+            {
+                Ok(None)
+            }
+            Err(s) => Err(Error::from_status(&s)),
+        }
+    }
+
+    /// Forgets the channel to `idx`, so the next call connects anew.
+    fn forget_channel(&self, idx: usize) {
+        let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
+        if ch.as_ref().is_some_and(|c| c.idx == idx) {
+            *ch = None;
+        }
+    }
+
+    /// What a failed call on `idx` means for the connection: an unreachable
+    /// endpoint is left for the next one, an expired token is renewed by
+    /// connecting again.
+    pub(crate) fn note_failure(&self, idx: usize, status: &tonic::Status) -> Error {
+        let err = Error::from_status(status);
+        if matches!(err, Error::Connection(_)) {
+            self.fail_over(idx);
+        } else if error::is_expired_token(status) {
+            self.forget_channel(idx);
+        }
+        err
+    }
+
     /// Forgets a channel that failed, so the next call tries the next endpoint.
     pub(crate) fn fail_over(&self, idx: usize) {
         let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
-        if ch.as_ref().is_some_and(|(i, _)| *i == idx) {
+        if ch.as_ref().is_some_and(|c| c.idx == idx) {
             *ch = None;
             let n = self.inner.endpoints.len();
             self.inner.current.store((idx + 1) % n, Ordering::Relaxed);
@@ -149,24 +227,24 @@ impl Client {
 
     async fn call<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, Error>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let attempts = self.inner.endpoints.len().max(1) + 1;
         let work = async {
             let mut last = None;
             for _ in 0..attempts {
-                let (idx, ch) = self.channel().await?;
-                match f(ch).await {
+                let conn = self.channel().await?;
+                let idx = conn.idx;
+                match f(conn).await {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(status) => {
-                        let err = Error::from_status(&status);
+                        let err = self.note_failure(idx, &status);
                         let unreachable = matches!(err, Error::Connection(_));
-                        if unreachable {
-                            self.fail_over(idx);
-                        }
-                        let again = unreachable
-                            && (retry == Retry::Safe || error::never_sent(&status))
+                        // Tokens expire (etcd's simple tokens after 5 idle
+                        // minutes); the next attempt authenticates again.
+                        let again = error::is_expired_token(&status)
+                            || unreachable && (retry == Retry::Safe || error::never_sent(&status))
                             || retry == Retry::Safe && status.code() == tonic::Code::Unavailable;
                         if !again {
                             return Err(err);
@@ -184,9 +262,9 @@ impl Client {
     }
 
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
-        self.call(Retry::Safe, |ch| {
+        self.call(Retry::Safe, |c| {
             let req = req.clone();
-            async move { KvClient::new(ch).range(req).await }
+            async move { KvClient::new(c.ch.clone()).range(c.req(req)).await }
         })
         .await
     }
@@ -203,25 +281,25 @@ impl Client {
     }
 
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
-        self.call(Retry::OnlyUnsent, |ch| {
+        self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(ch).put(req).await }
+            async move { KvClient::new(c.ch.clone()).put(c.req(req)).await }
         })
         .await
     }
 
     pub async fn delete(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
-        self.call(Retry::OnlyUnsent, |ch| {
+        self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(ch).delete_range(req).await }
+            async move { KvClient::new(c.ch.clone()).delete_range(c.req(req)).await }
         })
         .await
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call(Retry::OnlyUnsent, |ch| {
+        self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(ch).txn(req).await }
+            async move { KvClient::new(c.ch.clone()).txn(c.req(req)).await }
         })
         .await
     }
@@ -231,34 +309,36 @@ impl Client {
         revision: i64,
         physical: bool,
     ) -> Result<CompactionResponse, Error> {
-        self.call(Retry::Safe, |ch| async move {
-            KvClient::new(ch)
-                .compact(CompactionRequest { revision, physical })
+        self.call(Retry::Safe, |c| async move {
+            KvClient::new(c.ch.clone())
+                .compact(c.req(CompactionRequest { revision, physical }))
                 .await
         })
         .await
     }
 
     pub async fn status(&self) -> Result<StatusResponse, Error> {
-        self.call(Retry::Safe, |ch| async move {
-            MaintenanceClient::new(ch).status(StatusRequest {}).await
+        self.call(Retry::Safe, |c| async move {
+            MaintenanceClient::new(c.ch.clone())
+                .status(c.req(StatusRequest {}))
+                .await
         })
         .await
     }
 
     pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrantResponse, Error> {
-        self.call(Retry::OnlyUnsent, |ch| async move {
-            LeaseClient::new(ch)
-                .lease_grant(LeaseGrantRequest { ttl, id })
+        self.call(Retry::OnlyUnsent, |c| async move {
+            LeaseClient::new(c.ch.clone())
+                .lease_grant(c.req(LeaseGrantRequest { ttl, id }))
                 .await
         })
         .await
     }
 
     pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
-        self.call(Retry::Safe, |ch| async move {
-            LeaseClient::new(ch)
-                .lease_revoke(LeaseRevokeRequest { id })
+        self.call(Retry::Safe, |c| async move {
+            LeaseClient::new(c.ch.clone())
+                .lease_revoke(c.req(LeaseRevokeRequest { id }))
                 .await
         })
         .await
@@ -269,9 +349,9 @@ impl Client {
         id: i64,
         keys: bool,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
-        self.call(Retry::Safe, |ch| async move {
-            LeaseClient::new(ch)
-                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+        self.call(Retry::Safe, |c| async move {
+            LeaseClient::new(c.ch.clone())
+                .lease_time_to_live(c.req(LeaseTimeToLiveRequest { id, keys }))
                 .await
         })
         .await
@@ -281,9 +361,9 @@ impl Client {
     /// has expired or was revoked.
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64, Error> {
         let ttl = self
-            .call(Retry::Safe, |ch| async move {
-                let mut lc = LeaseClient::new(ch);
-                let req = tokio_stream::iter([LeaseKeepAliveRequest { id }]);
+            .call(Retry::Safe, |c| async move {
+                let mut lc = LeaseClient::new(c.ch.clone());
+                let req = c.req(tokio_stream::iter([LeaseKeepAliveRequest { id }]));
                 let mut stream = lc.lease_keep_alive(req).await?.into_inner();
                 match stream.message().await? {
                     Some(r) => Ok(tonic::Response::new(r.ttl)),

@@ -146,7 +146,8 @@ impl Client {
     /// Opens a stream and creates the watch on it; returns the stream and
     /// the revision in the created reply's header.
     async fn open_watch(&self, opts: &WatchOptions, start: i64) -> Result<(Stream, i64), Error> {
-        let (idx, ch) = self.channel().await?;
+        let conn = self.channel().await?;
+        let idx = conn.idx;
         let (tx, rx) = mpsc::channel(4);
         let create = WatchRequest {
             request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
@@ -161,15 +162,9 @@ impl Client {
         // Queued before the call: grpc-go servers send no headers until the
         // first response, so awaiting the call first would wait forever.
         let _ = tx.send(create).await;
-        let broken = |status: tonic::Status| {
-            let err = Error::from_status(&status);
-            if matches!(err, Error::Connection(_)) {
-                self.fail_over(idx);
-            }
-            err
-        };
-        let mut responses = WatchClient::new(ch)
-            .watch(ReceiverStream::new(rx))
+        let broken = |status: tonic::Status| self.note_failure(idx, &status);
+        let mut responses = WatchClient::new(conn.ch.clone())
+            .watch(conn.req(ReceiverStream::new(rx)))
             .await
             .map_err(broken)?
             .into_inner();

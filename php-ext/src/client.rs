@@ -203,17 +203,25 @@ impl Client {
 
 #[php_impl]
 impl Client {
-    /// Connects lazily: an unreachable server shows on the first call.
+    /// Connects lazily: an unreachable server shows on the first call. `endpoints` is "host:port", a comma-separated list, or an array of them; timeouts are in seconds; username and password are for servers with authentication enabled.
     pub fn __construct(
         endpoints: &Zval,
         connect_timeout: Option<f64>,
         request_timeout: Option<f64>,
+        username: Option<String>,
+        password: Option<String>,
     ) -> PhpResult<Self> {
         let endpoints = endpoint_list(endpoints)?;
         let defaults = synod_client::Options::default();
+        let credentials = match (username, password) {
+            (None, None) => None,
+            (Some(u), p) if !u.is_empty() => Some((u, p.unwrap_or_default())),
+            _ => return Err(value_error("a password needs a username".into())),
+        };
         let opts = synod_client::Options {
             connect_timeout: seconds("connect_timeout", connect_timeout, defaults.connect_timeout)?,
             request_timeout: seconds("request_timeout", request_timeout, defaults.request_timeout)?,
+            credentials,
         };
         // Validate the endpoint syntax now rather than on first use.
         synod_client::Client::new(&endpoints, opts.clone()).map_err(errors::to_php)?;

@@ -15,6 +15,7 @@ fn opts(ms: u64) -> Options {
     Options {
         connect_timeout: Duration::from_millis(ms),
         request_timeout: Duration::from_millis(ms * 2),
+        credentials: None,
     }
 }
 
@@ -312,5 +313,48 @@ fn background_keep_alive_holds_a_lease_until_stopped_or_revoked() {
         ka.stop();
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(c.lease_time_to_live(l.id, false).await.unwrap().ttl, -1);
+    });
+}
+
+#[test]
+fn credentials_authenticate_and_renew_expired_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Tokens that expire after a second of disuse, to see them renewed.
+    let etcd = Server::etcd_with(&tmp.path().join("e"), &["--auth-token-ttl=1"]);
+    for args in [&["user", "add", "root:secret"][..], &["auth", "enable"]] {
+        let out = etcd.etcdctl(args, None);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let with = |user: &str, pw: &str| Options {
+        credentials: Some((user.into(), pw.into())),
+        ..opts(2000)
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = Client::new(&[etcd.endpoint()], with("root", "secret")).unwrap();
+        c.put(put("a", "1")).await.unwrap();
+        let mut w = c.watch(prefix_watch("a", 0)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // The token has expired; the call renews it and succeeds.
+        c.put(put("a", "2")).await.unwrap();
+        assert_eq!(c.get("a").await.unwrap().unwrap().value, b"2");
+        assert_eq!(events(&mut w, 1).await.len(), 1);
+
+        let anon = Client::new(&[etcd.endpoint()], opts(2000)).unwrap();
+        let err = anon.get("a").await.unwrap_err();
+        assert_eq!(err.to_string(), "etcdserver: user name is empty");
+        let wrong = Client::new(&[etcd.endpoint()], with("root", "nope")).unwrap();
+        let err = wrong.get("a").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "etcdserver: authentication failed, invalid user ID or password"
+        );
+    });
+    // Credentials given to a server without authentication are not needed
+    // and not an error, as with etcd's own client.
+    let synod = Server::synod(&tmp.path().join("s"));
+    rt.block_on(async {
+        let c = Client::new(&[synod.endpoint()], with("root", "secret")).unwrap();
+        c.put(put("a", "1")).await.unwrap();
     });
 }

@@ -61,7 +61,12 @@ impl Server {
 
     /// Starts a real etcd with the same flags.
     pub fn etcd(dir: &Path) -> Server {
-        Self::spawn("etcd", "etcd", dir, free_port(), free_port(), &[])
+        Self::etcd_with(dir, &[])
+    }
+
+    /// Starts a real etcd with extra flags.
+    pub fn etcd_with(dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn("etcd", "etcd", dir, free_port(), free_port(), extra)
     }
 
     fn spawn(
