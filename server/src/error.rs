@@ -19,6 +19,8 @@ pub enum EtcdError {
     DuplicateKey,
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
     #[error("etcdserver: mvcc: required revision is a future revision")]
@@ -62,6 +64,7 @@ impl EtcdError {
             TooManyOps,
             DuplicateKey,
             RequestTooLarge,
+            InvalidSortOption,
             Compacted,
             FutureRev,
             LeaseNotFound,
@@ -80,7 +83,7 @@ impl EtcdError {
         use EtcdError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | RequestTooLarge => Code::InvalidArgument,
+            | RequestTooLarge | InvalidSortOption => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
             LeaseExist | RootUserNotExist | UserNotFound | RoleNotFound | AuthNotEnabled

@@ -88,6 +88,19 @@ fn bad_requests_get_etcd_errors_and_change_nothing() {
             Code::InvalidArgument,
             "etcdserver: key is not provided",
         );
+        for (sort_order, sort_target) in [(99, 0), (0, 99)] {
+            expect_err(
+                kv.range(RangeRequest {
+                    key: b"k".to_vec(),
+                    sort_order,
+                    sort_target,
+                    ..Default::default()
+                })
+                .await,
+                Code::InvalidArgument,
+                "etcdserver: invalid sort option",
+            );
+        }
         expect_err(
             kv.put(PutRequest {
                 key: b"missing".to_vec(),

@@ -2,6 +2,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use synod_proto::etcdserverpb::kv_server::Kv;
+use synod_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use synod_proto::etcdserverpb::{
     request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
@@ -26,6 +27,9 @@ impl KvService {
 pub fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
     if r.key.is_empty() {
         return Err(EtcdError::EmptyKey);
+    }
+    if SortOrder::try_from(r.sort_order).is_err() || SortTarget::try_from(r.sort_target).is_err() {
+        return Err(EtcdError::InvalidSortOption);
     }
     Ok(())
 }
