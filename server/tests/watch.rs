@@ -267,3 +267,84 @@ fn ended_watch_ids_are_free_again_and_cancel_is_answered_once() {
         assert!(more.is_err(), "unexpected response after cancel: {more:?}");
     });
 }
+
+#[test]
+fn progress_at_a_revision_comes_after_every_event_up_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::synod(&tmp.path().join("data"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut stream) = open_watch(
+            server.url(),
+            WatchCreateRequest {
+                key: b"g/".to_vec(),
+                range_end: prefix_end(b"g/"),
+                prev_kv: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(next(&mut stream).await.created);
+        // Writers keep the watcher busy while progress requests arrive.
+        let url = server.url();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let mut kv = synod_proto::etcdserverpb::kv_client::KvClient::connect(url)
+                        .await
+                        .unwrap();
+                    let mut revs = Vec::new();
+                    for i in 0..50 {
+                        let r = kv
+                            .put(PutRequest {
+                                key: format!("g/{w}/{i}").into_bytes(),
+                                value: vec![b'v'; 512],
+                                ..Default::default()
+                            })
+                            .await
+                            .unwrap();
+                        revs.push(r.into_inner().header.unwrap().revision);
+                    }
+                    revs
+                })
+            })
+            .collect();
+        let asker = tokio::spawn(async move {
+            for _ in 0..40 {
+                let req = WatchRequest {
+                    request_union: Some(RequestUnion::ProgressRequest(Default::default())),
+                };
+                if tx.send(req).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tx
+        });
+        let mut written = Vec::new();
+        for w in writers {
+            written.extend(w.await.unwrap());
+        }
+        let _tx = asker.await.unwrap();
+        written.sort();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut progresses = 0;
+        while seen.len() < written.len() || progresses < 40 {
+            let r = next(&mut stream).await;
+            if r.watch_id == -1 {
+                progresses += 1;
+                let at = r.header.unwrap().revision;
+                let owed = written
+                    .iter()
+                    .filter(|&&w| w <= at && !seen.contains(&w))
+                    .count();
+                assert_eq!(owed, 0, "progress at {at} before {owed} of its events");
+            }
+            for e in r.events {
+                seen.insert(e.kv.unwrap().mod_revision);
+            }
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), written);
+    });
+}

@@ -52,7 +52,7 @@ impl Watch for WatchService {
             // Live watchers by id, with a generation so that a watcher that
             // ended on its own is forgotten without touching a newer one
             // that reuses its id.
-            let mut watchers: HashMap<i64, (u64, oneshot::Sender<()>)> = HashMap::new();
+            let mut watchers: HashMap<i64, Handle> = HashMap::new();
             let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, u64)>();
             let mut generation = 0u64;
             let mut next_id = 0i64;
@@ -63,7 +63,7 @@ impl Watch for WatchService {
                         _ => break,
                     },
                     Some((id, gen)) = done_rx.recv() => {
-                        if watchers.get(&id).is_some_and(|(g, _)| *g == gen) {
+                        if watchers.get(&id).is_some_and(|h| h.generation == gen) {
                             watchers.remove(&id);
                         }
                         continue;
@@ -107,29 +107,54 @@ impl Watch for WatchService {
                             break;
                         }
                         let (cancel_tx, cancel_rx) = oneshot::channel();
+                        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
                         generation += 1;
-                        watchers.insert(id, (generation, cancel_tx));
+                        watchers.insert(
+                            id,
+                            Handle {
+                                generation,
+                                cancel: cancel_tx,
+                                flush: flush_tx,
+                            },
+                        );
                         let w = Watcher::new(node.clone(), id, c, current, tx.clone());
                         let done = Done(id, generation, done_tx.clone());
-                        tokio::spawn(w.run(changes, cancel_rx, done));
+                        tokio::spawn(w.run(changes, cancel_rx, flush_rx, done));
                     }
                     // The watcher answers the cancel itself, after any event
                     // it was already sending. Cancelling an unknown watch is
                     // silently ignored, as in etcd.
                     Some(RequestUnion::CancelRequest(c)) => {
-                        if let Some((_, cancel)) = watchers.remove(&c.watch_id) {
-                            let _ = cancel.send(());
+                        if let Some(h) = watchers.remove(&c.watch_id) {
+                            let _ = h.cancel.send(());
                         }
                     }
+                    // Progress at revision R promises that every event up to
+                    // R was sent: answered once each watcher has sent
+                    // through R, without holding up the stream meanwhile.
                     Some(RequestUnion::ProgressRequest(_)) => {
+                        let rev = node.store.current_rev();
+                        let acks: Vec<_> = watchers
+                            .values()
+                            .map(|h| {
+                                let (ack_tx, ack_rx) = oneshot::channel();
+                                let _ = h.flush.send((rev, ack_tx));
+                                ack_rx
+                            })
+                            .collect();
                         let resp = WatchResponse {
-                            header: Some(node.header(node.store.current_rev())),
+                            header: Some(node.header(rev)),
                             watch_id: -1,
                             ..Default::default()
                         };
-                        if tx.send(Ok(resp)).await.is_err() {
-                            break;
-                        }
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            // A watcher that ended drops its ack: nothing to wait for.
+                            for ack in acks {
+                                let _ = ack.await;
+                            }
+                            let _ = tx.send(Ok(resp)).await;
+                        });
                     }
                     None => {}
                 }
@@ -141,6 +166,14 @@ impl Watch for WatchService {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// The stream's side of a running watcher.
+struct Handle {
+    generation: u64,
+    cancel: oneshot::Sender<()>,
+    /// Asks the watcher to acknowledge once it has sent everything up to a revision.
+    flush: mpsc::UnboundedSender<(i64, oneshot::Sender<()>)>,
 }
 
 /// Tells the stream a watcher has ended, however it ended.
@@ -292,15 +325,22 @@ impl Watcher {
         mut self,
         mut changes: broadcast::Receiver<Arc<crate::mvcc::Changes>>,
         mut cancel: oneshot::Receiver<()>,
+        mut flush: mpsc::UnboundedReceiver<(i64, oneshot::Sender<()>)>,
         _done: Done,
     ) {
         let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
         progress.tick().await;
+        let mut flushes: Vec<(i64, oneshot::Sender<()>)> = Vec::new();
         loop {
             if !self.catch_up().await {
                 return;
             }
+            let next = self.next;
+            for (_, ack) in flushes.extract_if(.., |(rev, _)| *rev < next) {
+                let _ = ack.send(());
+            }
             tokio::select! {
+                Some(f) = flush.recv() => flushes.push(f),
                 cancelled = &mut cancel => {
                     // Err: the stream itself is gone, nobody to answer.
                     if cancelled.is_ok() {
