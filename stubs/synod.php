@@ -551,7 +551,7 @@ namespace Synod {
         public function current(): ?\Synod\Event {}
 
         /**
-         * The position of the current event in a foreach, from 0.
+         * The position of the current event in this foreach, from 0.
          *
          * @return int
          */
@@ -565,7 +565,8 @@ namespace Synod {
         public function next(): void {}
 
         /**
-         * Starts a foreach: waits for the first event unless one is current.
+         * Starts a foreach: waits for the next event not handed out yet (an
+         * earlier foreach that stopped with `break` had handed out its last one).
          *
          * @return void
          */

@@ -14,7 +14,8 @@ pub enum Error {
     Timeout(Duration),
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted { compact_revision: i64 },
-    #[error("etcdserver: requested lease not found (lease {0:x})")]
+    /// The lease id, when the caller knows it (the server does not say).
+    #[error("etcdserver: requested lease not found")]
     LeaseNotFound(i64),
     /// Any other error the server returned, with its gRPC code and message.
     #[error("{message}")]

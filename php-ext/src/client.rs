@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use crate::args::Bytes;
 use ext_php_rs::binary::Binary;
-use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::exception::PhpException;
+use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
@@ -22,7 +23,7 @@ use synod_client::pb::{
 use crate::errors;
 use crate::lease::Lease;
 use crate::runtime::{self, Conn};
-use crate::txn::{range_end, value_error, Txn};
+use crate::txn::{key_range, value_error, Txn};
 use crate::values::KeyValue;
 use crate::watch::Watch;
 
@@ -31,6 +32,7 @@ use crate::watch::Watch;
 /// same endpoints and timeouts, so php-fpm workers reuse them across requests.
 #[php_class]
 #[php(name = "Synod\\Client")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 pub struct Client {
     conn: Conn,
 }
@@ -151,9 +153,10 @@ impl Client {
     ) -> PhpResult<RangeRequest> {
         let limit = revision_arg("limit", limit)?;
         let order = sort_order(sort)?;
+        let (key, range_end) = key_range(prefix, true);
         Ok(RangeRequest {
-            key: prefix.to_vec(),
-            range_end: synod_client::prefix_end(prefix),
+            key,
+            range_end,
             limit,
             revision: revision_arg("revision", revision)?,
             sort_order: order as i32,
@@ -179,9 +182,10 @@ impl Client {
         prev_kv: bool,
     ) -> PhpResult<synod_client::pb::DeleteRangeResponse> {
         let c = self.core()?;
+        let (key, range_end) = key_range(key, prefix);
         let req = DeleteRangeRequest {
-            key: key.to_vec(),
-            range_end: range_end(key, prefix),
+            key,
+            range_end,
             prev_kv,
         };
         runtime::block_on(async move { c.delete(req).await })
@@ -231,7 +235,7 @@ impl Client {
     }
 
     /// The value of `key`, or null when it does not exist.
-    pub fn get(&self, key: BinarySlice<u8>) -> PhpResult<Option<Binary<u8>>> {
+    pub fn get(&self, key: Bytes) -> PhpResult<Option<Binary<u8>>> {
         let c = self.core()?;
         let key = key.to_vec();
         let kv = runtime::block_on(async move { c.get(key).await })?;
@@ -239,11 +243,7 @@ impl Client {
     }
 
     /// The key with its metadata (at `revision` when given), or null when it does not exist.
-    pub fn get_key_value(
-        &self,
-        key: BinarySlice<u8>,
-        revision: Option<i64>,
-    ) -> PhpResult<Option<KeyValue>> {
+    pub fn get_key_value(&self, key: Bytes, revision: Option<i64>) -> PhpResult<Option<KeyValue>> {
         let req = RangeRequest {
             key: key.to_vec(),
             revision: revision_arg("revision", revision)?,
@@ -255,7 +255,7 @@ impl Client {
     /// Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
     pub fn get_prefix(
         &self,
-        prefix: BinarySlice<u8>,
+        prefix: Bytes,
         limit: Option<i64>,
         sort: Option<&str>,
         revision: Option<i64>,
@@ -270,7 +270,7 @@ impl Client {
     /// Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
     pub fn get_prefix_key_values(
         &self,
-        prefix: BinarySlice<u8>,
+        prefix: Bytes,
         limit: Option<i64>,
         sort: Option<&str>,
         revision: Option<i64>,
@@ -280,11 +280,12 @@ impl Client {
     }
 
     /// Number of keys under `prefix`.
-    pub fn count_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<i64> {
+    pub fn count_prefix(&self, prefix: Bytes) -> PhpResult<i64> {
         let c = self.core()?;
+        let (key, range_end) = key_range(&prefix, true);
         let req = RangeRequest {
-            key: prefix.to_vec(),
-            range_end: synod_client::prefix_end(&prefix),
+            key,
+            range_end,
             count_only: true,
             ..Default::default()
         };
@@ -292,12 +293,7 @@ impl Client {
     }
 
     /// Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
-    pub fn put(
-        &self,
-        key: BinarySlice<u8>,
-        value: BinarySlice<u8>,
-        lease: Option<i64>,
-    ) -> PhpResult<i64> {
+    pub fn put(&self, key: Bytes, value: Bytes, lease: Option<i64>) -> PhpResult<i64> {
         let c = self.core()?;
         let req = Self::put_request(&key, &value, lease, false);
         let resp = runtime::block_on(async move { c.put(req).await })?;
@@ -307,8 +303,8 @@ impl Client {
     /// Stores `value` under `key` and returns what it replaced, or null when the key was new.
     pub fn get_and_put(
         &self,
-        key: BinarySlice<u8>,
-        value: BinarySlice<u8>,
+        key: Bytes,
+        value: Bytes,
         lease: Option<i64>,
     ) -> PhpResult<Option<KeyValue>> {
         let c = self.core()?;
@@ -318,12 +314,7 @@ impl Client {
     }
 
     /// Stores `value` only if `key` does not exist; whether it did.
-    pub fn put_if_absent(
-        &self,
-        key: BinarySlice<u8>,
-        value: BinarySlice<u8>,
-        lease: Option<i64>,
-    ) -> PhpResult<bool> {
+    pub fn put_if_absent(&self, key: Bytes, value: Bytes, lease: Option<i64>) -> PhpResult<bool> {
         let cmp = Compare {
             result: CompareResult::Equal as i32,
             target: CompareTarget::Create as i32,
@@ -337,9 +328,9 @@ impl Client {
     /// Stores `value` only if the key's current value is `expected`; whether it did.
     pub fn compare_and_swap(
         &self,
-        key: BinarySlice<u8>,
-        expected: BinarySlice<u8>,
-        value: BinarySlice<u8>,
+        key: Bytes,
+        expected: Bytes,
+        value: Bytes,
         lease: Option<i64>,
     ) -> PhpResult<bool> {
         let cmp = Compare {
@@ -353,23 +344,23 @@ impl Client {
     }
 
     /// Deletes `key` and returns how many keys were deleted (0 or 1).
-    pub fn delete(&self, key: BinarySlice<u8>) -> PhpResult<i64> {
+    pub fn delete(&self, key: Bytes) -> PhpResult<i64> {
         Ok(self.delete_range(&key, false, false)?.deleted)
     }
 
     /// Deletes `key` and returns what it held, or null when it did not exist.
-    pub fn get_and_delete(&self, key: BinarySlice<u8>) -> PhpResult<Option<KeyValue>> {
+    pub fn get_and_delete(&self, key: Bytes) -> PhpResult<Option<KeyValue>> {
         let resp = self.delete_range(&key, false, true)?;
         Ok(resp.prev_kvs.into_iter().next().map(KeyValue::from))
     }
 
     /// Deletes every key under `prefix` and returns how many were deleted.
-    pub fn delete_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<i64> {
+    pub fn delete_prefix(&self, prefix: Bytes) -> PhpResult<i64> {
         Ok(self.delete_range(&prefix, true, false)?.deleted)
     }
 
     /// Deletes every key under `prefix` and returns them as they were.
-    pub fn get_and_delete_prefix(&self, prefix: BinarySlice<u8>) -> PhpResult<Vec<KeyValue>> {
+    pub fn get_and_delete_prefix(&self, prefix: Bytes) -> PhpResult<Vec<KeyValue>> {
         let resp = self.delete_range(&prefix, true, true)?;
         Ok(resp.prev_kvs.into_iter().map(KeyValue::from).collect())
     }
@@ -436,15 +427,16 @@ impl Client {
     #[php(defaults(prefix = false, prev_kv = false))]
     pub fn watch(
         &self,
-        key: BinarySlice<u8>,
+        key: Bytes,
         prefix: bool,
         start_revision: Option<i64>,
         prev_kv: bool,
     ) -> PhpResult<Watch> {
         let c = self.core()?;
+        let (key, range_end) = key_range(&key, prefix);
         let opts = synod_client::WatchOptions {
-            key: key.to_vec(),
-            range_end: range_end(&key, prefix),
+            key,
+            range_end,
             start_revision: revision_arg("start_revision", start_revision)?,
             prev_kv,
             progress_notify: false,

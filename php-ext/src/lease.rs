@@ -3,6 +3,7 @@
 //! request while the lease lives on).
 
 use ext_php_rs::binary::Binary;
+use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 
 use crate::runtime::{self, Conn};
@@ -11,6 +12,7 @@ use crate::txn::value_error;
 /// A lease: keys attached to it are deleted when it expires or is revoked. Made by Client::lease().
 #[php_class]
 #[php(name = "Synod\\Lease")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Default)]
 pub struct Lease {
     conn: Option<Conn>,

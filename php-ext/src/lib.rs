@@ -4,6 +4,7 @@
 //! touched off the PHP thread.
 #![cfg_attr(windows, feature(abi_vectorcall))]
 
+mod args;
 mod client;
 mod errors;
 mod lease;

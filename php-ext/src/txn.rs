@@ -1,8 +1,9 @@
 //! `Synod\Op` and the transaction builder `Synod\Txn`:
 //! `$client->txn()->ifValue('k', '=', 'v')->then(Op::put('k', 'w'))->else(Op::get('k'))->commit()`.
 
-use ext_php_rs::binary_slice::BinarySlice;
+use crate::args::Bytes;
 use ext_php_rs::exception::PhpException;
+use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendClassObject;
 use ext_php_rs::zend::ce;
@@ -19,17 +20,20 @@ pub fn value_error(msg: String) -> PhpException {
     PhpException::new(msg, 0, ce::value_error())
 }
 
-pub fn range_end(key: &[u8], prefix: bool) -> Vec<u8> {
-    if prefix {
-        synod_client::prefix_end(key)
-    } else {
-        Vec::new()
+/// The key and range end of a key, or of every key under a prefix; the
+/// empty prefix is the whole keyspace (`\0` to `\0`, as etcd's client does).
+pub fn key_range(key: &[u8], prefix: bool) -> (Vec<u8>, Vec<u8>) {
+    match (prefix, key.is_empty()) {
+        (false, _) => (key.to_vec(), Vec::new()),
+        (true, true) => (vec![0], vec![0]),
+        (true, false) => (key.to_vec(), synod_client::prefix_end(key)),
     }
 }
 
 /// One operation of a transaction: made with Op::get, Op::put or Op::delete.
 #[php_class]
 #[php(name = "Synod\\Op")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Clone, Default)]
 pub struct Op {
     req: Option<Request>,
@@ -39,8 +43,9 @@ pub struct Op {
 impl Op {
     /// Reads a key, or every key under a prefix; gives KeyValue[] in the result.
     #[php(defaults(prefix = false))]
-    pub fn get(key: BinarySlice<u8>, prefix: bool, limit: Option<i64>) -> PhpResult<Op> {
+    pub fn get(key: Bytes, prefix: bool, limit: Option<i64>) -> PhpResult<Op> {
         let limit = limit.unwrap_or(0);
+        let (k, end) = key_range(&key, prefix);
         if limit < 0 {
             return Err(value_error(format!(
                 "limit must not be negative, {limit} given"
@@ -48,8 +53,8 @@ impl Op {
         }
         Ok(Op {
             req: Some(Request::RequestRange(RangeRequest {
-                range_end: range_end(&key, prefix),
-                key: key.to_vec(),
+                key: k,
+                range_end: end,
                 limit,
                 ..Default::default()
             })),
@@ -57,7 +62,7 @@ impl Op {
     }
 
     /// Writes a key (attached to a lease when given); gives the revision in the result.
-    pub fn put(key: BinarySlice<u8>, value: BinarySlice<u8>, lease: Option<i64>) -> Op {
+    pub fn put(key: Bytes, value: Bytes, lease: Option<i64>) -> Op {
         Op {
             req: Some(Request::RequestPut(PutRequest {
                 key: key.to_vec(),
@@ -70,11 +75,12 @@ impl Op {
 
     /// Deletes a key, or every key under a prefix; gives the count in the result.
     #[php(defaults(prefix = false))]
-    pub fn delete(key: BinarySlice<u8>, prefix: bool) -> Op {
+    pub fn delete(key: Bytes, prefix: bool) -> Op {
+        let (k, end) = key_range(&key, prefix);
         Op {
             req: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-                range_end: range_end(&key, prefix),
-                key: key.to_vec(),
+                key: k,
+                range_end: end,
                 ..Default::default()
             })),
         }
@@ -98,6 +104,7 @@ impl Op {
 /// all hold, else the others. Made by Client::txn().
 #[php_class]
 #[php(name = "Synod\\Txn")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Default)]
 pub struct Txn {
     conn: Option<Conn>,
@@ -131,11 +138,12 @@ impl Txn {
                 )))
             }
         };
+        let (key, range_end) = key_range(key, prefix);
         self_.req.compare.push(Compare {
             result: result as i32,
             target: target as i32,
-            key: key.to_vec(),
-            range_end: range_end(key, prefix),
+            key,
+            range_end,
             target_union: Some(value),
         });
         Ok(self_)
@@ -152,9 +160,9 @@ impl Txn {
     #[php(defaults(prefix = false))]
     pub fn if_value<'a>(
         self_: &'a mut ZendClassObject<Txn>,
-        key: BinarySlice<u8>,
+        key: Bytes,
         op: &str,
-        value: BinarySlice<u8>,
+        value: Bytes,
         prefix: bool,
     ) -> PhpResult<&'a mut ZendClassObject<Txn>> {
         let v = TargetUnion::Value(value.to_vec());
@@ -165,7 +173,7 @@ impl Txn {
     #[php(defaults(prefix = false))]
     pub fn if_version<'a>(
         self_: &'a mut ZendClassObject<Txn>,
-        key: BinarySlice<u8>,
+        key: Bytes,
         op: &str,
         version: i64,
         prefix: bool,
@@ -178,7 +186,7 @@ impl Txn {
     #[php(defaults(prefix = false))]
     pub fn if_create_revision<'a>(
         self_: &'a mut ZendClassObject<Txn>,
-        key: BinarySlice<u8>,
+        key: Bytes,
         op: &str,
         revision: i64,
         prefix: bool,
@@ -191,7 +199,7 @@ impl Txn {
     #[php(defaults(prefix = false))]
     pub fn if_mod_revision<'a>(
         self_: &'a mut ZendClassObject<Txn>,
-        key: BinarySlice<u8>,
+        key: Bytes,
         op: &str,
         revision: i64,
         prefix: bool,
@@ -204,7 +212,7 @@ impl Txn {
     #[php(defaults(prefix = false))]
     pub fn if_lease<'a>(
         self_: &'a mut ZendClassObject<Txn>,
-        key: BinarySlice<u8>,
+        key: Bytes,
         op: &str,
         lease: i64,
         prefix: bool,

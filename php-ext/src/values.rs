@@ -4,6 +4,7 @@
 
 use ext_php_rs::binary::Binary;
 use ext_php_rs::convert::IntoZval;
+use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::Zval;
@@ -14,6 +15,7 @@ use synod_client::pb::TxnResponse;
 /// A key with its value and etcd's metadata.
 #[php_class]
 #[php(name = "Synod\\KeyValue")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Clone, Default)]
 pub struct KeyValue {
     kv: mvccpb::KeyValue,
@@ -67,6 +69,7 @@ impl KeyValue {
 /// One change seen by a watch.
 #[php_class]
 #[php(name = "Synod\\Event")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Clone, Default)]
 pub struct Event {
     delete: bool,
@@ -164,6 +167,7 @@ impl IntoZval for OpResult {
 /// The outcome of a transaction.
 #[php_class]
 #[php(name = "Synod\\TxnResult")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[derive(Clone, Default)]
 pub struct TxnResult {
     succeeded: bool,

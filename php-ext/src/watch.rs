@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::ce;
 use tokio::time::Instant;
@@ -17,6 +18,7 @@ use crate::values::Event;
 /// A watch on a key or prefix. Made by Client::watch(); iterate it with foreach, or call wait().
 #[php_class]
 #[php(name = "Synod\\Watch")]
+#[php(flags = ClassFlags::NoDynamicProperties)]
 #[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
 #[derive(Default)]
 pub struct Watch {
@@ -24,8 +26,9 @@ pub struct Watch {
     pid: u32,
     /// Events received but not handed out yet.
     queue: VecDeque<Event>,
-    /// The iterator's current event and its position.
+    /// The iterator's current event.
     current: Option<Event>,
+    /// The position of the current event in the running foreach.
     position: i64,
     /// Revision of the last event handed out (or of creation).
     revision: i64,
@@ -43,14 +46,13 @@ impl Watch {
     }
 
     fn live(&mut self) -> PhpResult<&mut synod_client::Watch> {
-        if self.pid != std::process::id() {
-            return Err(errors::synod(
-                "a watch does not survive fork: start a new one in this process".into(),
-            ));
-        }
+        let pid = self.pid;
         match &mut self.inner {
-            Some(w) => Ok(w),
             None => Err(value_error("a Watch is made with Client::watch()".into())),
+            Some(_) if pid != std::process::id() => Err(errors::synod(
+                "a watch does not survive fork: start a new one in this process".into(),
+            )),
+            Some(w) => Ok(w),
         }
     }
 
@@ -113,6 +115,8 @@ impl Watch {
     /// Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time.
     pub fn wait(&mut self, timeout: Option<f64>) -> PhpResult<Vec<Event>> {
         let deadline = deadline(timeout)?;
+        // A foreach's current event was handed out already.
+        self.current = None;
         self.fill(deadline)?;
         let mut out = Vec::with_capacity(self.queue.len());
         while let Some(e) = self.take() {
@@ -142,7 +146,7 @@ impl Watch {
         self.current.clone()
     }
 
-    /// The position of the current event in a foreach, from 0.
+    /// The position of the current event in this foreach, from 0.
     pub fn key(&self) -> i64 {
         self.position
     }
@@ -157,11 +161,11 @@ impl Watch {
         Ok(())
     }
 
-    /// Starts a foreach: waits for the first event unless one is current.
+    /// Starts a foreach: waits for the next event not handed out yet (an
+    /// earlier foreach that stopped with `break` had handed out its last one).
     pub fn rewind(&mut self) -> PhpResult<()> {
-        if self.current.is_none() && self.fill(None)? {
-            self.current = self.take();
-        }
+        self.next()?;
+        self.position = 0;
         Ok(())
     }
 

@@ -85,8 +85,8 @@ if ($pid === 0) {
     exit(0);
 }
 pcntl_alarm(10); // a hang kills the test instead of stalling the suite
-// Like any iterator that cannot rewind, a new foreach starts at the
-// event the last one stopped on.
+// A new foreach goes on after the event the last one stopped on (that one
+// was handed out already); keys count from 0 in each foreach.
 foreach ($pw as $i => $e) {
     echo "$i ", substr($e->key, strlen($p)), ' ', $e->value, "\n";
     if ($e->key === "{$p}dir/g3") {
@@ -230,11 +230,10 @@ DELETE k '' prev='two'
 -- foreach
 0 dir/f1 1
 1 dir/f2 2
-1 dir/f2 2
-2 dir/f3 3
-3 dir/g1 from child
-4 dir/g2 from child
-5 dir/g3 from child
+0 dir/f3 3
+1 dir/g1 from child
+2 dir/g2 from child
+3 dir/g3 from child
 int(0)
 -- cancel
 array(0) {

@@ -267,8 +267,8 @@ Lease::startKeepAlive: ValueError
 Lease::stopKeepAlive: ValueError
 Lease::isKeptAlive: ValueError
 Lease::revokeOnShutdown: ValueError
-Watch::wait: Synod\Exception\SynodException
-Watch foreach: Synod\Exception\SynodException
+Watch::wait: ValueError
+Watch foreach: ValueError
 Watch::cancel: no exception (null)
 Txn::commit: ValueError
 then(bare Op): ValueError
