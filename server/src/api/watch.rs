@@ -57,17 +57,21 @@ impl Watch for WatchService {
             let mut generation = 0u64;
             let mut next_id = 0i64;
             loop {
+                // Ends first: a watcher that ended reports it before its
+                // last response can reach the client, so a create that
+                // reuses its id finds the id free.
                 let msg = tokio::select! {
-                    msg = inbound.next() => match msg {
-                        Some(Ok(m)) => m,
-                        _ => break,
-                    },
+                    biased;
                     Some((id, gen)) = done_rx.recv() => {
                         if watchers.get(&id).is_some_and(|h| h.generation == gen) {
                             watchers.remove(&id);
                         }
                         continue;
                     }
+                    msg = inbound.next() => match msg {
+                        Some(Ok(m)) => m,
+                        _ => break,
+                    },
                 };
                 match msg.request_union {
                     Some(RequestUnion::CreateRequest(c)) => {
@@ -366,9 +370,11 @@ impl Watcher {
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
+                // Only what this watcher has sent through: events up to the
+                // store's current revision may still be queued for it.
                 _ = progress.tick(), if self.progress => {
                     let resp = WatchResponse {
-                        header: Some(self.node.header(self.node.store.current_rev())),
+                        header: Some(self.node.header(self.next - 1)),
                         watch_id: self.id,
                         ..Default::default()
                     };

@@ -227,9 +227,23 @@ impl Store {
         load(&self.tree, None, rev)
     }
 
+    /// A Range outside any write. The lock is held only to pick the
+    /// revisions, so a large range does not hold up writes while it loads.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
-        let st = self.read();
-        range(&st, &self.tree, None, req, st.rev)
+        let (sel, current) = {
+            let st = self.read();
+            (select(&st, req, st.rev)?, st.rev)
+        };
+        let mut kvs = Vec::with_capacity(sel.revs.len());
+        for &rev in &sel.revs {
+            match load(&self.tree, None, rev) {
+                Ok((kv, _)) => kvs.push(kv),
+                // Compacted away since the revisions were picked.
+                Err(_) if sel.at < self.compact_rev() => return Err(EtcdError::Compacted),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(shape(req, kvs, sel.count, current))
     }
 
     /// Every record with a revision in `[from, to]`, in order: history for
@@ -376,6 +390,46 @@ pub fn check_rev(st: &State, rev: i64, current: i64) -> Result<i64, EtcdError> {
     Ok(if rev <= 0 { current } else { rev })
 }
 
+/// The keys a Range selects, decided under the store lock: the revisions
+/// to load and the count. Loading the values can happen after the lock is
+/// released, since a revision's record never changes (only compaction
+/// removes it).
+pub(crate) struct Selection {
+    at: i64,
+    revs: Vec<Rev>,
+    count: i64,
+}
+
+pub(crate) fn select(st: &State, req: &RangeRequest, current: i64) -> Result<Selection, EtcdError> {
+    let at = check_rev(st, req.revision, current)?;
+    let range = KeyRange::new(&req.key, &req.range_end);
+    // As etcd: only a sort order (not a sort target alone) or a filter fetches everything.
+    let full_fetch = req.sort_order != 0 || filtered(req);
+    let fetch_limit = if req.count_only {
+        0
+    } else if full_fetch || req.limit <= 0 {
+        usize::MAX
+    } else {
+        req.limit as usize + 1
+    };
+    let mut count = 0i64;
+    let mut revs = Vec::new();
+    for (_, rev) in st.index.range(range, at) {
+        count += 1;
+        if revs.len() < fetch_limit {
+            revs.push(rev);
+        }
+    }
+    Ok(Selection { at, revs, count })
+}
+
+fn filtered(req: &RangeRequest) -> bool {
+    req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0
+}
+
 /// A Range as etcd answers it: filters and sorting force a full fetch,
 /// `count` is the number of keys in the range whatever the limit, and the
 /// header carries the store's current revision.
@@ -386,33 +440,26 @@ pub(crate) fn range(
     req: &RangeRequest,
     current: i64,
 ) -> Result<RangeResponse, EtcdError> {
+    let sel = select(st, req, current)?;
+    let kvs = sel
+        .revs
+        .iter()
+        .map(|&rev| load(tree, pending, rev).map(|r| r.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(shape(req, kvs, sel.count, current))
+}
+
+/// Filters, sorts, limits and trims loaded values into the response.
+pub(crate) fn shape(
+    req: &RangeRequest,
+    mut kvs: Vec<KeyValue>,
+    count: i64,
+    current: i64,
+) -> RangeResponse {
     use synod_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
-    let at = check_rev(st, req.revision, current)?;
-    let range = KeyRange::new(&req.key, &req.range_end);
-    let filtered = req.min_mod_revision != 0
-        || req.max_mod_revision != 0
-        || req.min_create_revision != 0
-        || req.max_create_revision != 0;
+    let filtered = filtered(req);
     let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
     let mut sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
-    let full_fetch = sort_order != SortOrder::None || filtered;
-    let mut fetch_limit = if full_fetch || req.limit <= 0 {
-        usize::MAX
-    } else {
-        req.limit as usize + 1
-    };
-
-    let mut count = 0i64;
-    let mut kvs = Vec::new();
-    if req.count_only {
-        fetch_limit = 0;
-    }
-    for (_, rev) in st.index.range(range, at) {
-        count += 1;
-        if kvs.len() < fetch_limit {
-            kvs.push(load(tree, pending, rev)?.0);
-        }
-    }
     if filtered {
         kvs.retain(|kv: &KeyValue| {
             !(req.max_mod_revision != 0 && kv.mod_revision > req.max_mod_revision
@@ -450,7 +497,7 @@ pub(crate) fn range(
             kv.value.clear();
         }
     }
-    Ok(RangeResponse {
+    RangeResponse {
         header: Some(ResponseHeader {
             revision: current,
             ..Default::default()
@@ -458,7 +505,7 @@ pub(crate) fn range(
         kvs,
         more,
         count,
-    })
+    }
 }
 
 #[cfg(test)]

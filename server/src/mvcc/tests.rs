@@ -416,3 +416,46 @@ fn an_expired_lease_is_not_renewed() {
     );
     assert_eq!(s.keep_alive(4), Some(60));
 }
+
+#[test]
+fn expired_leases_are_revoked_one_revision_each() {
+    let (_d, s) = open();
+    for id in [1, 2, 3] {
+        apply(
+            &s,
+            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id }),
+        );
+    }
+    // Lease 2 has no keys: revoking it writes nothing and takes no revision.
+    for (k, lease) in [("a", 1), ("b", 1), ("c", 3)] {
+        apply(
+            &s,
+            request::Op::Put(PutRequest {
+                key: k.into(),
+                lease,
+                ..Default::default()
+            }),
+        );
+    }
+    let before = s.current_rev();
+    apply(
+        &s,
+        request::Op::LeaseExpire(synodpb::LeaseExpire {
+            ids: vec![1, 2, 3, 99],
+        }),
+    );
+    assert_eq!(s.current_rev(), before + 2);
+    let deleted_at = |k: &str| {
+        s.history(before + 1, before + 2)
+            .unwrap()
+            .into_iter()
+            .find(|(kv, tombstone)| *tombstone && kv.key == k.as_bytes())
+            .map(|(kv, _)| kv.mod_revision)
+    };
+    assert_eq!(deleted_at("a"), Some(before + 1));
+    assert_eq!(deleted_at("b"), Some(before + 1));
+    assert_eq!(deleted_at("c"), Some(before + 2));
+    for id in [1, 2, 3] {
+        assert!(s.lease_info(id).is_none());
+    }
+}

@@ -69,10 +69,17 @@ impl<'a> WriteTxn<'a> {
             Some(request::Op::LeaseRevoke(r)) => {
                 self.lease_revoke(r).map(response::Op::LeaseRevoke)
             }
+            // One revision per lease that had keys, as when etcd's lessor
+            // revokes expired leases one by one.
             Some(request::Op::LeaseExpire(r)) => {
                 for id in &r.ids {
                     if self.st.leases.contains_key(id) {
                         self.revoke(*id)?;
+                        if self.sub > 0 {
+                            self.st.rev = self.main;
+                            self.main += 1;
+                            self.sub = 0;
+                        }
                     }
                 }
                 Ok(response::Op::LeaseExpire(synodpb::LeaseExpireResponse {}))

@@ -30,6 +30,8 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 /// batches halved and 64-writer throughput fell (the server is CPU-bound on
 /// two cores, not waiting on the disk).
 const MAX_INFLIGHT: usize = 1;
+/// etcd's request timeout: 5 s plus twice the election timeout (1 s).
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(7);
 
 type Reply = oneshot::Sender<Result<synodpb::Response, EtcdError>>;
 
@@ -139,8 +141,11 @@ impl Node {
         self.proposals
             .send((req, tx))
             .map_err(|_| EtcdError::Internal("server is stopping".into()))?;
-        let resp = rx
+        // etcd gives up waiting after its request timeout (the write may
+        // still be applied later, as there).
+        let resp = tokio::time::timeout(PROPOSAL_TIMEOUT, rx)
             .await
+            .map_err(|_| EtcdError::Timeout)?
             .map_err(|_| EtcdError::Internal("server is stopping".into()))??;
         match resp.op {
             Some(response::Op::Error(e)) => Err(EtcdError::from_message(&e.message)),
