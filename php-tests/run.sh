@@ -11,33 +11,16 @@ RUN_TESTS="$(php-config --extension-dir)/build/run-tests.php"
 [ -f "$RUN_TESTS" ] || { echo "run-tests.php not found (install php8.2-dev)" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { stop_servers; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start BINARY NAME: starts a server on free ports; sets $port and $spid.
-start() {
-  local pp; port=$(free_port); pp=$(free_port)
-  "$1" --name n1 --data-dir "$work/$2" \
-    --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
-    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "n1=http://127.0.0.1:$pp" >"$work/$2.log" 2>&1 &
-  spid=$!
-  pids+=("$spid")
-  for _ in $(seq 100); do
-    ETCDCTL_API=3 etcdctl --endpoints="127.0.0.1:$port" put phpt-ready 1 >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "phpt: $2 did not start" >&2
-  return 1
-}
+source scripts/lib.sh
 
 status=0
 for server in synod etcd; do
   bin=$([ $server = etcd ] && command -v etcd || echo "$PWD/target/debug/synod")
-  start "$bin" "$server"; cp=$port
+  start_server "$bin" "$server"; cp=$port
   # A second server that tests may kill (server killed mid-watch).
-  start "$bin" "$server-victim"; vp=$port; vpid=$spid
+  start_server "$bin" "$server-victim"; vp=$port; vpid=$spid
   echo "== phpt against $server (127.0.0.1:$cp)"
   if ! SYNOD_EXT="$EXT" SYNOD_ENDPOINT="127.0.0.1:$cp" SYNOD_VICTIM_ENDPOINT="127.0.0.1:$vp" SYNOD_VICTIM_PID="$vpid" \
       NO_INTERACTION=1 REPORT_EXIT_STATUS=1 TEST_PHP_EXECUTABLE="$(command -v php)" \
@@ -55,7 +38,6 @@ for server in synod etcd; do
     echo "phpt: tests passed only on a retry against $server" >&2
     status=1
   fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  pids=()
+  stop_servers
 done
 exit $status

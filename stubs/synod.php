@@ -141,6 +141,14 @@ namespace Synod {
         public function lease(int $ttl, ?int $id = null, bool $keep_alive = true, bool $revoke_on_shutdown = false): \Synod\Lease {}
 
         /**
+         * A lease granted earlier (by this process or another), to keep alive, inspect or revoke; LeaseNotFoundException when it is gone. Its keep-alive is not started.
+         *
+         * @param int $id
+         * @return \Synod\Lease
+         */
+        public function leaseFor(int $id): \Synod\Lease {}
+
+        /**
          * Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
          *
          * @param string $key
@@ -161,7 +169,7 @@ namespace Synod {
         public function putIfAbsent(string $key, string $value, ?int $lease = null): bool {}
 
         /**
-         * The server's status: version, dbSize, leader, memberId, raftIndex, raftTerm, revision.
+         * The server's status: version, dbSize, leader, memberId, clusterId (ids in hex, as etcdctl prints them), raftIndex, raftTerm, revision.
          *
          * @return array
          */
@@ -580,7 +588,7 @@ namespace Synod {
         public function valid(): bool {}
 
         /**
-         * Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time.
+         * Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time. PHP signal handlers run only between calls, so a loop that must react to signals passes a timeout.
          *
          * @param float|null $timeout
          * @return array

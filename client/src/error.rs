@@ -82,7 +82,13 @@ pub(crate) fn never_sent(s: &Status) -> bool {
     text.contains("connection refused") || text.contains("tcp connect error")
 }
 
-/// The server no longer accepts the token the call carried.
+/// The server no longer accepts the token the call carried (or the call
+/// carried none, because authentication was enabled after connecting):
+/// rejected before anything was applied, so it is safe to authenticate
+/// again and resend, as etcd's client does.
 pub(crate) fn is_expired_token(s: &Status) -> bool {
-    s.code() == Code::Unauthenticated && s.message().contains("invalid auth token")
+    let m = s.message();
+    s.code() == Code::Unauthenticated && m.contains("invalid auth token")
+        || s.code() == Code::InvalidArgument
+            && (m.contains("revision of auth store is old") || m.contains("user name is empty"))
 }

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use synod_proto::etcdserverpb::lease_client::LeaseClient;
 use synod_proto::etcdserverpb::LeaseKeepAliveRequest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -34,8 +33,14 @@ pub struct KeepAlive {
 }
 
 impl KeepAlive {
+    /// The task's view; `running` is false once the lease's TTL has run
+    /// out since the last refresh, even while the task is still retrying.
     pub fn status(&self) -> KeepAliveStatus {
-        update(&self.status, |s| s.clone())
+        let mut st = update(&self.status, |s| s.clone());
+        if st.refreshed + Duration::from_secs(st.ttl.max(0) as u64) <= Instant::now() {
+            st.running = false;
+        }
+        st
     }
 
     pub fn stop(&self) {
@@ -112,24 +117,36 @@ async fn session(
     timeout: Duration,
     status: &Mutex<KeepAliveStatus>,
 ) -> Result<(), Error> {
-    let conn = client.channel().await?;
+    let conn = match tokio::time::timeout(timeout, client.channel()).await {
+        Ok(c) => c?,
+        Err(_) => return Err(Error::Timeout(timeout)),
+    };
     let idx = conn.idx;
+    // A member that does not answer within the time the lease has left
+    // (or the request timeout) is left for the next endpoint.
+    let patience = || {
+        let (refreshed, ttl) = update(status, |s| (s.refreshed, s.ttl));
+        let left = (refreshed + Duration::from_secs(ttl.max(0) as u64))
+            .saturating_duration_since(Instant::now());
+        timeout.min(left.max(Duration::from_millis(200)))
+    };
+    let stuck = || {
+        client.fail_over(idx);
+        Error::Timeout(timeout)
+    };
     let (tx, rx) = mpsc::channel(1);
     let _ = tx.send(LeaseKeepAliveRequest { id }).await;
     let broken = |status: tonic::Status| client.note_failure(idx, &status);
-    let mut responses = match tokio::time::timeout(
-        timeout,
-        LeaseClient::new(conn.ch.clone()).lease_keep_alive(conn.req(ReceiverStream::new(rx))),
-    )
-    .await
-    {
+    let mut lc = conn.lease();
+    let call = lc.lease_keep_alive(conn.req(ReceiverStream::new(rx)));
+    let mut responses = match tokio::time::timeout(patience(), call).await {
         Ok(r) => r.map_err(broken)?.into_inner(),
-        Err(_) => return Err(Error::Timeout(timeout)),
+        Err(_) => return Err(stuck()),
     };
     loop {
-        let resp = match tokio::time::timeout(timeout, responses.message()).await {
+        let resp = match tokio::time::timeout(patience(), responses.message()).await {
             Ok(r) => r.map_err(broken)?,
-            Err(_) => return Err(Error::Timeout(timeout)),
+            Err(_) => return Err(stuck()),
         };
         let Some(resp) = resp else { return Ok(()) };
         if resp.ttl <= 0 {

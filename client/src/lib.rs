@@ -17,6 +17,7 @@ use synod_proto::etcdserverpb::auth_client::AuthClient;
 use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::lease_client::LeaseClient;
 use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use synod_proto::etcdserverpb::watch_client::WatchClient;
 use synod_proto::etcdserverpb::AuthenticateRequest;
 use synod_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -70,7 +71,28 @@ pub(crate) struct Conn {
     token: Option<MetadataValue<Ascii>>,
 }
 
+/// tonic refuses responses over 4 MiB by default; etcd's servers send
+/// larger ones (a big range, a watch catching up), and etcd's own client
+/// accepts them.
+const MAX_RESPONSE: usize = i32::MAX as usize;
+
 impl Conn {
+    pub fn kv(&self) -> KvClient<Channel> {
+        KvClient::new(self.ch.clone()).max_decoding_message_size(MAX_RESPONSE)
+    }
+
+    pub fn lease(&self) -> LeaseClient<Channel> {
+        LeaseClient::new(self.ch.clone()).max_decoding_message_size(MAX_RESPONSE)
+    }
+
+    pub fn watch(&self) -> WatchClient<Channel> {
+        WatchClient::new(self.ch.clone()).max_decoding_message_size(MAX_RESPONSE)
+    }
+
+    pub fn maintenance(&self) -> MaintenanceClient<Channel> {
+        MaintenanceClient::new(self.ch.clone()).max_decoding_message_size(MAX_RESPONSE)
+    }
+
     /// A request carrying the auth token, if there is one.
     pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
         let mut r = tonic::Request::new(msg);
@@ -147,9 +169,24 @@ impl Client {
         let mut last = String::new();
         for i in 0..n {
             let idx = (start + i) % n;
+            // The next call starts after an endpoint that failed, so a dead
+            // one at the head of the list is not paid for on every call.
+            self.inner.current.store((idx + 1) % n, Ordering::Relaxed);
             match self.inner.endpoints[idx].connect().await {
                 Ok(ch) => {
-                    let token = self.authenticate(&ch).await?;
+                    let token = match self.authenticate(&ch).await {
+                        Ok(t) => t,
+                        // That member cannot answer now: try the next one.
+                        Err(e @ Error::Connection(_)) => {
+                            last = format!("{}: {e}", self.inner.endpoints[idx].uri());
+                            continue;
+                        }
+                        Err(e) if e.code() == tonic::Code::Unavailable => {
+                            last = format!("{}: {e}", self.inner.endpoints[idx].uri());
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let conn = Conn { idx, ch, token };
                     self.inner.current.store(idx, Ordering::Relaxed);
                     *self.inner.channel.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -175,7 +212,13 @@ impl Client {
             name: name.clone(),
             password: password.clone(),
         };
-        match AuthClient::new(ch.clone()).authenticate(req).await {
+        let mut ac = AuthClient::new(ch.clone());
+        let auth = ac.authenticate(req);
+        let answer = match tokio::time::timeout(self.inner.opts.connect_timeout, auth).await {
+            Ok(a) => a,
+            Err(_) => return Err(Error::Connection("authentication timed out".into())),
+        };
+        match answer {
             Ok(r) => {
                 let token = r.into_inner().token;
                 MetadataValue::try_from(token.as_str())
@@ -207,7 +250,8 @@ impl Client {
     /// connecting again.
     pub(crate) fn note_failure(&self, idx: usize, status: &tonic::Status) -> Error {
         let err = Error::from_status(status);
-        if matches!(err, Error::Connection(_)) {
+        // "no leader" and the like: another member may do better.
+        if matches!(err, Error::Connection(_)) || status.code() == tonic::Code::Unavailable {
             self.fail_over(idx);
         } else if error::is_expired_token(status) {
             self.forget_channel(idx);
@@ -231,11 +275,13 @@ impl Client {
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let attempts = self.inner.endpoints.len().max(1) + 1;
+        let stuck_on = AtomicUsize::new(usize::MAX);
         let work = async {
             let mut last = None;
             for _ in 0..attempts {
                 let conn = self.channel().await?;
                 let idx = conn.idx;
+                stuck_on.store(idx, Ordering::Relaxed);
                 match f(conn).await {
                     Ok(r) => return Ok(r.into_inner()),
                     Err(status) => {
@@ -244,6 +290,7 @@ impl Client {
                         // Tokens expire (etcd's simple tokens after 5 idle
                         // minutes); the next attempt authenticates again.
                         let again = error::is_expired_token(&status)
+                            && self.inner.opts.credentials.is_some()
                             || unreachable && (retry == Retry::Safe || error::never_sent(&status))
                             || retry == Retry::Safe && status.code() == tonic::Code::Unavailable;
                         if !again {
@@ -257,14 +304,22 @@ impl Client {
         };
         match tokio::time::timeout(self.inner.opts.request_timeout, work).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Timeout(self.inner.opts.request_timeout)),
+            Err(_) => {
+                // A member that does not answer in time may be cut off:
+                // the next call tries another one.
+                let idx = stuck_on.load(Ordering::Relaxed);
+                if idx != usize::MAX {
+                    self.fail_over(idx);
+                }
+                Err(Error::Timeout(self.inner.opts.request_timeout))
+            }
         }
     }
 
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Error> {
         self.call(Retry::Safe, |c| {
             let req = req.clone();
-            async move { KvClient::new(c.ch.clone()).range(c.req(req)).await }
+            async move { c.kv().range(c.req(req)).await }
         })
         .await
     }
@@ -283,7 +338,7 @@ impl Client {
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
         self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(c.ch.clone()).put(c.req(req)).await }
+            async move { c.kv().put(c.req(req)).await }
         })
         .await
     }
@@ -291,7 +346,7 @@ impl Client {
     pub async fn delete(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
         self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(c.ch.clone()).delete_range(c.req(req)).await }
+            async move { c.kv().delete_range(c.req(req)).await }
         })
         .await
     }
@@ -299,7 +354,7 @@ impl Client {
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
         self.call(Retry::OnlyUnsent, |c| {
             let req = req.clone();
-            async move { KvClient::new(c.ch.clone()).txn(c.req(req)).await }
+            async move { c.kv().txn(c.req(req)).await }
         })
         .await
     }
@@ -309,8 +364,10 @@ impl Client {
         revision: i64,
         physical: bool,
     ) -> Result<CompactionResponse, Error> {
-        self.call(Retry::Safe, |c| async move {
-            KvClient::new(c.ch.clone())
+        // Not resent after it may have been applied: a second compaction
+        // at the same revision would report "compacted" for one that worked.
+        self.call(Retry::OnlyUnsent, |c| async move {
+            c.kv()
                 .compact(c.req(CompactionRequest { revision, physical }))
                 .await
         })
@@ -319,16 +376,14 @@ impl Client {
 
     pub async fn status(&self) -> Result<StatusResponse, Error> {
         self.call(Retry::Safe, |c| async move {
-            MaintenanceClient::new(c.ch.clone())
-                .status(c.req(StatusRequest {}))
-                .await
+            c.maintenance().status(c.req(StatusRequest {})).await
         })
         .await
     }
 
     pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrantResponse, Error> {
         self.call(Retry::OnlyUnsent, |c| async move {
-            LeaseClient::new(c.ch.clone())
+            c.lease()
                 .lease_grant(c.req(LeaseGrantRequest { ttl, id }))
                 .await
         })
@@ -336,8 +391,8 @@ impl Client {
     }
 
     pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse, Error> {
-        self.call(Retry::Safe, |c| async move {
-            LeaseClient::new(c.ch.clone())
+        self.call(Retry::OnlyUnsent, |c| async move {
+            c.lease()
                 .lease_revoke(c.req(LeaseRevokeRequest { id }))
                 .await
         })
@@ -350,7 +405,7 @@ impl Client {
         keys: bool,
     ) -> Result<LeaseTimeToLiveResponse, Error> {
         self.call(Retry::Safe, |c| async move {
-            LeaseClient::new(c.ch.clone())
+            c.lease()
                 .lease_time_to_live(c.req(LeaseTimeToLiveRequest { id, keys }))
                 .await
         })
@@ -362,7 +417,7 @@ impl Client {
     pub async fn lease_keep_alive_once(&self, id: i64) -> Result<i64, Error> {
         let ttl = self
             .call(Retry::Safe, |c| async move {
-                let mut lc = LeaseClient::new(c.ch.clone());
+                let mut lc = c.lease();
                 let req = c.req(tokio_stream::iter([LeaseKeepAliveRequest { id }]));
                 let mut stream = lc.lease_keep_alive(req).await?.into_inner();
                 match stream.message().await? {

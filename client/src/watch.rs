@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use synod_proto::etcdserverpb::watch_client::WatchClient;
 use synod_proto::etcdserverpb::watch_request::RequestUnion;
 use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use synod_proto::mvccpb;
@@ -163,7 +162,8 @@ impl Client {
         // first response, so awaiting the call first would wait forever.
         let _ = tx.send(create).await;
         let broken = |status: tonic::Status| self.note_failure(idx, &status);
-        let mut responses = WatchClient::new(conn.ch.clone())
+        let mut responses = conn
+            .watch()
             .watch(conn.req(ReceiverStream::new(rx)))
             .await
             .map_err(broken)?

@@ -383,7 +383,7 @@ impl Client {
         Ok(())
     }
 
-    /// The server's status: version, dbSize, leader, memberId, raftIndex, raftTerm, revision.
+    /// The server's status: version, dbSize, leader, memberId, clusterId (ids in hex, as etcdctl prints them), raftIndex, raftTerm, revision.
     pub fn status(&self) -> PhpResult<Vec<(&'static str, Zval)>> {
         let c = self.core()?;
         let s = runtime::block_on(async move { c.status().await })?;
@@ -392,9 +392,9 @@ impl Client {
         Ok(vec![
             ("version", s.version.into_zval(false)?),
             ("dbSize", int(s.db_size)?),
-            ("leader", int(s.leader as i64)?),
-            ("memberId", int(h.member_id as i64)?),
-            ("clusterId", int(h.cluster_id as i64)?),
+            ("leader", format!("{:x}", s.leader).into_zval(false)?),
+            ("memberId", format!("{:x}", h.member_id).into_zval(false)?),
+            ("clusterId", format!("{:x}", h.cluster_id).into_zval(false)?),
             ("raftIndex", int(s.raft_index as i64)?),
             ("raftTerm", int(s.raft_term as i64)?),
             ("revision", int(h.revision)?),
@@ -421,6 +421,16 @@ impl Client {
             lease.revoke_on_shutdown(true)?;
         }
         Ok(lease)
+    }
+
+    /// A lease granted earlier (by this process or another), to keep alive, inspect or revoke; LeaseNotFoundException when it is gone. Its keep-alive is not started.
+    pub fn lease_for(&self, id: i64) -> PhpResult<Lease> {
+        let c = self.core()?;
+        let r = runtime::block_on(async move { c.lease_time_to_live(id, false).await })?;
+        if r.ttl < 0 {
+            return Err(errors::to_php(synod_client::Error::LeaseNotFound(id)));
+        }
+        Ok(Lease::new(self.conn.clone(), id, r.granted_ttl))
     }
 
     /// Watches a key (or every key under it with `prefix`), from `start_revision` when given (replaying history), with previous values when `prev_kv`.

@@ -6,6 +6,7 @@ use ext_php_rs::binary::Binary;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 
+use crate::errors;
 use crate::runtime::{self, Conn};
 use crate::txn::value_error;
 
@@ -95,11 +96,15 @@ impl Lease {
     /// Revokes the lease now, deleting its keys; LeaseNotFoundException when it is already gone.
     pub fn revoke(&self) -> PhpResult<()> {
         let (key, c) = self.core()?;
-        runtime::stop_keep_alive(&key, self.id)?;
-        runtime::revoke_at_shutdown(&key, self.id, false)?;
         let id = self.id;
-        runtime::block_on(async move { c.lease_revoke(id).await })?;
-        Ok(())
+        let result = runtime::run(async move { c.lease_revoke(id).await })?;
+        // After a failure that may have left it alive (say, a timeout), it
+        // stays kept alive and revoked at shutdown as before.
+        if matches!(result, Ok(_) | Err(synod_client::Error::LeaseNotFound(_))) {
+            runtime::stop_keep_alive(&key, self.id)?;
+            runtime::revoke_at_shutdown(&key, self.id, false)?;
+        }
+        result.map(|_| ()).map_err(errors::to_php)
     }
 
     /// Whether to revoke the lease when the current request ends (off unless asked for).

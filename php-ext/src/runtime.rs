@@ -100,8 +100,13 @@ pub fn block_on<T, F>(fut: F) -> PhpResult<T>
 where
     F: Future<Output = Result<T, synod_client::Error>>,
 {
+    run(fut)?.map_err(to_php)
+}
+
+/// Like `block_on`, leaving the client's error to the caller.
+pub fn run<T, F: Future<Output = T>>(fut: F) -> PhpResult<T> {
     let rt = with_state(|s| Ok(s.runtime.clone()))?;
-    rt.block_on(fut).map_err(to_php)
+    Ok(rt.block_on(fut))
 }
 
 /// Starts keeping a lease alive in the background (replacing any earlier
@@ -113,6 +118,9 @@ pub fn start_keep_alive(
     ttl: i64,
 ) -> PhpResult<()> {
     with_state(|s| {
+        // Forget keep-alives that ended (lease gone or lost), so a
+        // long-lived worker does not collect them.
+        s.keep_alives.retain(|_, k| k.status().running);
         let _enter = s.runtime.enter();
         let ka = client.keep_alive(id, ttl);
         s.keep_alives.insert((key.to_string(), id), ka);

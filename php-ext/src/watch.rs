@@ -35,14 +35,23 @@ pub struct Watch {
     cancelled: bool,
 }
 
+/// A watch inherited through fork belongs to the parent's runtime: the
+/// child must not touch it, not even to drop it.
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.inner.take());
+        }
+    }
+}
+
 impl Watch {
     pub fn new(inner: synod_client::Watch) -> Watch {
-        Watch {
-            revision: inner.created_revision,
-            inner: Some(inner),
-            pid: std::process::id(),
-            ..Default::default()
-        }
+        let mut w = Watch::default();
+        w.revision = inner.created_revision;
+        w.inner = Some(inner);
+        w.pid = std::process::id();
+        w
     }
 
     fn live(&mut self) -> PhpResult<&mut synod_client::Watch> {
@@ -65,29 +74,22 @@ impl Watch {
         if self.cancelled {
             return Ok(false);
         }
-        let w = self.live()?;
-        let batches = runtime::block_on(async {
-            let mut out = Vec::new();
-            loop {
+        self.live()?;
+        let (Some(w), queue) = (self.inner.as_mut(), &mut self.queue) else {
+            return Ok(false);
+        };
+        runtime::block_on(async {
+            while queue.is_empty() {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                match w.next(left).await? {
-                    None => break,
-                    Some(b) => {
-                        let got = !b.events.is_empty();
-                        out.push(b);
-                        while let Some(b) = w.try_next() {
-                            out.push(b);
-                        }
-                        if got {
-                            break;
-                        }
-                    }
+                // Progress notifications carry no events: keep waiting.
+                let Some(b) = w.next(left).await? else { break };
+                queue.extend(b.events.into_iter().map(Event::from));
+                while let Some(b) = w.try_next() {
+                    queue.extend(b.events.into_iter().map(Event::from));
                 }
             }
-            Ok(out)
+            Ok(())
         })?;
-        self.queue
-            .extend(batches.into_iter().flat_map(|b| b.events).map(Event::from));
         Ok(!self.queue.is_empty())
     }
 
@@ -112,7 +114,7 @@ fn deadline(timeout: Option<f64>) -> PhpResult<Option<Instant>> {
 
 #[php_impl]
 impl Watch {
-    /// Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time.
+    /// Waits up to `timeout` seconds (forever when null) for events and returns them; [] when none came in time. PHP signal handlers run only between calls, so a loop that must react to signals passes a timeout.
     pub fn wait(&mut self, timeout: Option<f64>) -> PhpResult<Vec<Event>> {
         let deadline = deadline(timeout)?;
         // A foreach's current event was handed out already.
@@ -127,6 +129,9 @@ impl Watch {
 
     /// Stops the watch; later waits return [] and foreach ends.
     pub fn cancel(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.inner.take());
+        }
         if let Some(w) = &mut self.inner {
             w.cancel();
         }

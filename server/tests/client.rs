@@ -358,3 +358,56 @@ fn credentials_authenticate_and_renew_expired_tokens() {
         c.put(put("a", "1")).await.unwrap();
     });
 }
+
+#[test]
+fn responses_over_four_mib_arrive_in_ranges_and_watch_replays() {
+    on_synod_and_etcd(opts(5000), |c| async move {
+        // Six values of 1 MiB: each write is under the request limit, the
+        // range and the replay that return them all are not under tonic's
+        // default 4 MiB response limit.
+        let mut first = 0;
+        for i in 0..6 {
+            let r = c
+                .put(put(&format!("big/{i}"), &"x".repeat(1 << 20)))
+                .await
+                .unwrap();
+            if i == 0 {
+                first = r.header.unwrap().revision;
+            }
+        }
+        let r = c
+            .range(synod_client::pb::RangeRequest {
+                key: b"big/".to_vec(),
+                range_end: synod_client::prefix_end(b"big/"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.kvs.len(), 6);
+        let mut w = c.watch(prefix_watch("big/", first)).await.unwrap();
+        assert_eq!(events(&mut w, 6).await.len(), 6);
+    });
+}
+
+#[test]
+fn a_member_that_times_out_is_left_for_the_next() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = listener.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::synod(&tmp.path().join("s"));
+    let c = Client::new(&[silent.as_str(), server.endpoint().as_str()], opts(500)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut ok = 0;
+        for _ in 0..3 {
+            if c.put(put("f", "1")).await.is_ok() {
+                ok += 1;
+            }
+        }
+        // The first call may spend its time on the silent member; the
+        // ones after it go to the live one.
+        assert!(ok >= 2, "only {ok} of 3 calls reached the live member");
+        assert!(c.get("f").await.unwrap().is_some());
+    });
+}
