@@ -63,6 +63,9 @@ pub struct Store {
     tree: sled::Tree,
     state: RwLock<State>,
     changes: broadcast::Sender<Arc<Changes>>,
+    /// Set when an apply failed part way: memory may then be ahead of
+    /// disk, so nothing more is served from it until a restart rebuilds it.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 pub fn rev_key(rev: Rev) -> [u8; 17] {
@@ -159,6 +162,7 @@ impl Store {
             tree,
             state: RwLock::new(st),
             changes,
+            broken: Default::default(),
         })
     }
 
@@ -191,6 +195,29 @@ impl Store {
     /// the same write, so a crash never separates data from the index of the
     /// entry that produced it.
     pub fn apply<'b>(
+        &self,
+        batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
+        meta: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
+        self.check()?;
+        let result = self.apply_inner(batches, meta);
+        if result.is_err() {
+            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!("applying committed entries failed; this member serves nothing more until restarted");
+        }
+        result
+    }
+
+    fn check(&self) -> Result<(), EtcdError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EtcdError::Internal(
+                "storage failed while applying; restart this member".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply_inner<'b>(
         &self,
         batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
         meta: Vec<(Vec<u8>, Vec<u8>)>,
@@ -230,6 +257,7 @@ impl Store {
     /// A Range outside any write. The lock is held only to pick the
     /// revisions, so a large range does not hold up writes while it loads.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        self.check()?;
         let (sel, current) = {
             let st = self.read();
             (select(&st, req, st.rev)?, st.rev)
@@ -262,6 +290,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(Rev, KeyValue, bool)>, EtcdError> {
+        self.check()?;
         let start = rev_key(Rev::new(from, 0));
         let end = rev_key(Rev::new(to.saturating_add(1), 0));
         let mut out = Vec::new();

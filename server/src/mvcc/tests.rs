@@ -459,3 +459,29 @@ fn expired_leases_are_revoked_one_revision_each() {
         assert!(s.lease_info(id).is_none());
     }
 }
+
+#[test]
+fn a_failed_apply_stops_serving_rather_than_serve_memory_ahead_of_disk() {
+    let (_d, s) = open();
+    put(&s, "k", "v");
+    let rev = s.read().index.get(b"k", s.current_rev()).unwrap();
+    // A record that no longer decodes: reading it for prev_kv fails mid-apply.
+    s.tree.insert(rev_key(rev), &b"garbage"[..]).unwrap();
+    let batch = synodpb::Batch {
+        requests: vec![synodpb::Request {
+            op: Some(request::Op::Put(PutRequest {
+                key: "k".into(),
+                value: "w".into(),
+                prev_kv: true,
+                ..Default::default()
+            })),
+        }],
+    };
+    assert!(s.apply([Some(&batch)], Vec::new()).is_err());
+    let err = get(&s, "other", 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "etcdserver: storage failed while applying; restart this member"
+    );
+    assert!(s.apply([Some(&batch)], Vec::new()).is_err());
+}
