@@ -10,7 +10,8 @@ pub enum Error {
     InvalidArgument(String),
     #[error("connection failed: {0}")]
     Connection(String),
-    #[error("request timed out after {0:?}")]
+    /// The client's deadline, or zero when the server gave up first.
+    #[error("{}", timeout_text(*.0))]
     Timeout(Duration),
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted { compact_revision: i64 },
@@ -20,6 +21,14 @@ pub enum Error {
     /// Any other error the server returned, with its gRPC code and message.
     #[error("{message}")]
     Server { code: Code, message: String },
+}
+
+fn timeout_text(after: Duration) -> String {
+    if after.is_zero() {
+        "the server gave up on the request (deadline exceeded)".into()
+    } else {
+        format!("request timed out after {after:?}")
+    }
 }
 
 impl Error {

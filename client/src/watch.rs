@@ -275,8 +275,11 @@ async fn reopen(
         }
         match tokio::time::timeout_at(deadline, client.open_watch(opts, next)).await {
             Ok(Ok((s, _))) => return Ok(s),
-            Ok(Err(e @ (Error::Compacted { .. } | Error::InvalidArgument(_)))) => return Err(e),
-            Ok(Err(e)) => last = e,
+            // Worth another try: the connection, or a member that cannot
+            // serve right now. Anything else (compacted, denied) is final.
+            Ok(Err(e @ (Error::Connection(_) | Error::Timeout(_)))) => last = e,
+            Ok(Err(e)) if e.code() == tonic::Code::Unavailable => last = e,
+            Ok(Err(e)) => return Err(e),
             Err(_) => {}
         }
         tokio::time::sleep(backoff.min(deadline.saturating_duration_since(Instant::now()))).await;
