@@ -27,6 +27,13 @@ pub struct KeepAliveStatus {
     pub running: bool,
 }
 
+impl KeepAliveStatus {
+    /// When the lease runs out unless refreshed again.
+    pub fn expires(&self) -> Instant {
+        self.refreshed + Duration::from_secs(self.ttl.max(0) as u64)
+    }
+}
+
 pub struct KeepAlive {
     status: Arc<Mutex<KeepAliveStatus>>,
     task: JoinHandle<()>,
@@ -37,7 +44,7 @@ impl KeepAlive {
     /// out since the last refresh, even while the task is still retrying.
     pub fn status(&self) -> KeepAliveStatus {
         let mut st = update(&self.status, |s| s.clone());
-        if st.refreshed + Duration::from_secs(st.ttl.max(0) as u64) <= Instant::now() {
+        if st.expires() <= Instant::now() {
             st.running = false;
         }
         st
@@ -89,8 +96,7 @@ async fn keep_alive_loop(client: Client, id: i64, status: Arc<Mutex<KeepAliveSta
             Err(e) => e,
             Ok(()) => Error::Connection("keep-alive stream closed by the server".into()),
         };
-        let (refreshed, ttl) = update(&status, |s| (s.refreshed, s.ttl));
-        if refreshed + Duration::from_secs(ttl.max(0) as u64) <= Instant::now() {
+        if update(&status, |s| s.expires()) <= Instant::now() {
             // The lease has expired on the server by now, whatever happens next.
             update(&status, |s| {
                 s.error = Some(Error::Connection(format!(
@@ -125,9 +131,7 @@ async fn session(
     // A member that does not answer within the time the lease has left
     // (or the request timeout) is left for the next endpoint.
     let patience = || {
-        let (refreshed, ttl) = update(status, |s| (s.refreshed, s.ttl));
-        let left = (refreshed + Duration::from_secs(ttl.max(0) as u64))
-            .saturating_duration_since(Instant::now());
+        let left = update(status, |s| s.expires()).saturating_duration_since(Instant::now());
         timeout.min(left.max(Duration::from_millis(200)))
     };
     let stuck = || {

@@ -238,11 +238,14 @@ impl Client {
     }
 
     /// Forgets the channel to `idx`, so the next call connects anew.
-    fn forget_channel(&self, idx: usize) {
+    /// Whether it was still the cached one.
+    fn forget_channel(&self, idx: usize) -> bool {
         let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
-        if ch.as_ref().is_some_and(|c| c.idx == idx) {
+        let cached = ch.as_ref().is_some_and(|c| c.idx == idx);
+        if cached {
             *ch = None;
         }
+        cached
     }
 
     /// What a failed call on `idx` means for the connection: an unreachable
@@ -261,9 +264,7 @@ impl Client {
 
     /// Forgets a channel that failed, so the next call tries the next endpoint.
     pub(crate) fn fail_over(&self, idx: usize) {
-        let mut ch = self.inner.channel.lock().unwrap_or_else(|e| e.into_inner());
-        if ch.as_ref().is_some_and(|c| c.idx == idx) {
-            *ch = None;
+        if self.forget_channel(idx) {
             let n = self.inner.endpoints.len();
             self.inner.current.store((idx + 1) % n, Ordering::Relaxed);
         }

@@ -65,34 +65,24 @@ pub struct Conn {
 impl Conn {
     /// Identifies the client core: one per endpoint list and options.
     pub fn key(&self) -> String {
-        client_key(&self.endpoints, &self.opts)
+        format!("{:?}{:?}", self.endpoints, self.opts)
     }
 
+    /// The shared client core for these endpoints and options. Built inside
+    /// the runtime so its connections belong to it.
     pub fn client(&self) -> PhpResult<synod_client::Client> {
-        client(&self.endpoints, &self.opts)
+        let key = self.key();
+        with_state(|s| {
+            if let Some(c) = s.clients.get(&key) {
+                return Ok(c.clone());
+            }
+            let _enter = s.runtime.enter();
+            let c =
+                synod_client::Client::new(&self.endpoints, self.opts.clone()).map_err(to_php)?;
+            s.clients.insert(key, c.clone());
+            Ok(c)
+        })
     }
-}
-
-fn client_key(endpoints: &[String], opts: &synod_client::Options) -> String {
-    format!("{endpoints:?}{opts:?}")
-}
-
-/// The shared client core for these endpoints and options. Built inside the
-/// runtime so its connections belong to it.
-pub fn client(
-    endpoints: &[String],
-    opts: &synod_client::Options,
-) -> PhpResult<synod_client::Client> {
-    let key = client_key(endpoints, opts);
-    with_state(|s| {
-        if let Some(c) = s.clients.get(&key) {
-            return Ok(c.clone());
-        }
-        let _enter = s.runtime.enter();
-        let c = synod_client::Client::new(endpoints, opts.clone()).map_err(to_php)?;
-        s.clients.insert(key, c.clone());
-        Ok(c)
-    })
 }
 
 /// Runs a client call to completion on the runtime, from the PHP thread.

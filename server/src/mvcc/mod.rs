@@ -262,15 +262,14 @@ impl Store {
             let st = self.read();
             (select(&st, req, st.rev)?, st.rev)
         };
-        let mut kvs = Vec::with_capacity(sel.revs.len());
-        for &rev in &sel.revs {
-            match load(&self.tree, None, rev) {
-                Ok((kv, _)) => kvs.push(kv),
-                // Compacted away since the revisions were picked.
-                Err(_) if sel.at < self.compact_rev() => return Err(EtcdError::Compacted),
-                Err(e) => return Err(e),
+        let kvs = sel.load(&self.tree, None).map_err(|e| {
+            // Compacted away since the revisions were picked.
+            if sel.at < self.compact_rev() {
+                EtcdError::Compacted
+            } else {
+                e
             }
-        }
+        })?;
         Ok(shape(req, kvs, sel.count, current))
     }
 
@@ -429,6 +428,19 @@ pub(crate) struct Selection {
     count: i64,
 }
 
+impl Selection {
+    fn load(
+        &self,
+        tree: &sled::Tree,
+        pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
+    ) -> Result<Vec<KeyValue>, EtcdError> {
+        self.revs
+            .iter()
+            .map(|&rev| load(tree, pending, rev).map(|r| r.0))
+            .collect()
+    }
+}
+
 pub(crate) fn select(st: &State, req: &RangeRequest, current: i64) -> Result<Selection, EtcdError> {
     let at = check_rev(st, req.revision, current)?;
     let range = KeyRange::new(&req.key, &req.range_end);
@@ -470,11 +482,7 @@ pub(crate) fn range(
     current: i64,
 ) -> Result<RangeResponse, EtcdError> {
     let sel = select(st, req, current)?;
-    let kvs = sel
-        .revs
-        .iter()
-        .map(|&rev| load(tree, pending, rev).map(|r| r.0))
-        .collect::<Result<Vec<_>, _>>()?;
+    let kvs = sel.load(tree, pending)?;
     Ok(shape(req, kvs, sel.count, current))
 }
 
