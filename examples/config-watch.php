@@ -15,17 +15,18 @@ if ($client->countPrefix($prefix) === 0) {
     $client->put($prefix . 'feature_x', 'off');
 }
 
-// One consistent read of the whole prefix, and the revision it was read at.
+// One consistent read of the whole prefix, and the revision it was served
+// at (the store's, not the keys': right even when the prefix is empty).
 $config = [];
-$revision = 0;
-foreach ($client->getPrefixKeyValues($prefix) as $kv) {
-    $config[substr($kv->key, strlen($prefix))] = $kv->value;
-    $revision = max($revision, $kv->modRevision);
+foreach ($client->getPrefix($prefix) as $key => $value) {
+    $config[substr($key, strlen($prefix))] = $value;
 }
+$revision = $client->lastRevision();
 ksort($config);
 echo "config: ", json_encode($config), "\n";
 
-// Watch from the revision after the read, so no change in between is missed.
+// Watch from the revision after the read: every change since is delivered,
+// none from before.
 $watch = $client->watch($prefix, prefix: true, start_revision: $revision + 1);
 $until = microtime(true) + $seconds;
 while (($left = $until - microtime(true)) > 0) {

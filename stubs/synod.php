@@ -41,12 +41,13 @@ namespace Synod {
         public function compareAndSwap(string $key, string $expected, string $value, ?int $lease = null): bool {}
 
         /**
-         * Number of keys under `prefix`.
+         * Number of keys under `prefix`. `serializable`: as for get().
          *
          * @param string $prefix
+         * @param bool $serializable
          * @return int
          */
-        public function countPrefix(string $prefix): int {}
+        public function countPrefix(string $prefix, bool $serializable = false): int {}
 
         /**
          * Deletes `key` and returns how many keys were deleted (0 or 1).
@@ -57,7 +58,14 @@ namespace Synod {
         public function delete(string $key): int {}
 
         /**
-         * Deletes every key under `prefix` and returns how many were deleted.
+         * Deletes every key in the store and returns how many were deleted.
+         *
+         * @return int
+         */
+        public function deleteAll(): int {}
+
+        /**
+         * Deletes every key under `prefix` and returns how many were deleted. An empty prefix raises ValueError and deletes nothing (deleteAll() deletes every key).
          *
          * @param string $prefix
          * @return int
@@ -65,12 +73,13 @@ namespace Synod {
         public function deletePrefix(string $prefix): int {}
 
         /**
-         * The value of `key`, or null when it does not exist.
+         * The value of `key`, or null when it does not exist. With `serializable`, the member answers from its own copy without asking the leader: faster, possibly stale.
          *
          * @param string $key
+         * @param bool $serializable
          * @return string|null
          */
-        public function get(string $key): ?string {}
+        public function get(string $key, bool $serializable = false): ?string {}
 
         /**
          * Deletes `key` and returns what it held, or null when it did not exist.
@@ -81,7 +90,7 @@ namespace Synod {
         public function getAndDelete(string $key): ?\Synod\KeyValue {}
 
         /**
-         * Deletes every key under `prefix` and returns them as they were.
+         * Deletes every key under `prefix` and returns them as they were. An empty prefix raises ValueError and deletes nothing.
          *
          * @param string $prefix
          * @return array
@@ -99,35 +108,45 @@ namespace Synod {
         public function getAndPut(string $key, string $value, ?int $lease = null): ?\Synod\KeyValue {}
 
         /**
-         * The key with its metadata (at `revision` when given), or null when it does not exist.
+         * The key with its metadata (at `revision` when given), or null when it does not exist. `serializable`: as for get().
          *
          * @param string $key
          * @param int|null $revision
+         * @param bool $serializable
          * @return \Synod\KeyValue|null
          */
-        public function getKeyValue(string $key, ?int $revision = null): ?\Synod\KeyValue {}
+        public function getKeyValue(string $key, ?int $revision = null, bool $serializable = false): ?\Synod\KeyValue {}
 
         /**
-         * Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+         * Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all). `serializable`: as for get().
          *
          * @param string $prefix
          * @param int|null $limit
          * @param string|null $sort
          * @param int|null $revision
+         * @param bool $serializable
          * @return array
          */
-        public function getPrefix(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null): array {}
+        public function getPrefix(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null, bool $serializable = false): array {}
 
         /**
-         * Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+         * Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all). `serializable`: as for get().
          *
          * @param string $prefix
          * @param int|null $limit
          * @param string|null $sort
          * @param int|null $revision
+         * @param bool $serializable
          * @return array
          */
-        public function getPrefixKeyValues(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null): array {}
+        public function getPrefixKeyValues(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null, bool $serializable = false): array {}
+
+        /**
+         * The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
+         *
+         * @return int|null
+         */
+        public function lastRevision(): ?int {}
 
         /**
          * Grants a lease of `ttl` seconds (with a chosen `id` when given), kept alive in the background unless `keep_alive` is false.

@@ -2,6 +2,9 @@
 //! transactions, compaction, status, and the factories for leases and
 //! watches.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::args::Bytes;
@@ -17,7 +20,9 @@ use synod_client::pb::compare::{CompareResult, CompareTarget, TargetUnion};
 use synod_client::pb::range_request::{SortOrder, SortTarget};
 use synod_client::pb::request_op::Request;
 use synod_client::pb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantResponse,
+    LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
 };
 
 use crate::errors;
@@ -35,7 +40,56 @@ use crate::watch::Watch;
 #[php(flags = ClassFlags::NoDynamicProperties)]
 pub struct Client {
     conn: Conn,
+    last: LastRevision,
 }
+
+/// The store revision of the last response a Client (or a transaction it
+/// made) received, for `lastRevision()`. Shared with its Txn objects, which
+/// live on the same PHP thread.
+#[derive(Clone, Default)]
+pub struct LastRevision(Rc<Cell<Option<i64>>>);
+
+impl LastRevision {
+    pub fn record(&self, resp: &impl Headed) {
+        if let Some(h) = resp.header() {
+            self.0.set(Some(h.revision));
+        }
+    }
+
+    fn set(&self, revision: i64) {
+        self.0.set(Some(revision));
+    }
+
+    fn get(&self) -> Option<i64> {
+        self.0.get()
+    }
+}
+
+/// A response carrying etcd's header (and so the revision it was served at).
+pub trait Headed {
+    fn header(&self) -> Option<&ResponseHeader>;
+}
+
+macro_rules! headed {
+    ($($t:ty),*) => {$(
+        impl Headed for $t {
+            fn header(&self) -> Option<&ResponseHeader> {
+                self.header.as_ref()
+            }
+        }
+    )*};
+}
+
+headed!(
+    RangeResponse,
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    StatusResponse,
+    LeaseGrantResponse,
+    LeaseTimeToLiveResponse
+);
 
 fn seconds(name: &str, v: Option<f64>, default: Duration) -> PhpResult<Duration> {
     match v {
@@ -131,7 +185,7 @@ fn revision_arg(name: &str, v: Option<i64>) -> PhpResult<i64> {
     }
 }
 
-fn header_revision(h: &Option<synod_client::pb::ResponseHeader>) -> i64 {
+fn header_revision(h: &Option<ResponseHeader>) -> i64 {
     h.as_ref().map_or(0, |h| h.revision)
 }
 
@@ -140,9 +194,19 @@ impl Client {
         self.conn.client()
     }
 
+    /// Runs one call on the client core and remembers the revision its
+    /// response was served at.
+    fn call<T: Headed, F>(&self, f: impl FnOnce(synod_client::Client) -> F) -> PhpResult<T>
+    where
+        F: Future<Output = Result<T, synod_client::Error>>,
+    {
+        let resp = runtime::block_on(f(self.core()?))?;
+        self.last.record(&resp);
+        Ok(resp)
+    }
+
     fn range(&self, req: RangeRequest) -> PhpResult<Vec<synod_client::mvccpb::KeyValue>> {
-        let c = self.core()?;
-        Ok(runtime::block_on(async move { c.range(req).await })?.kvs)
+        Ok(self.call(|c| async move { c.range(req).await })?.kvs)
     }
 
     fn prefix_request(
@@ -150,6 +214,7 @@ impl Client {
         limit: Option<i64>,
         sort: Option<&str>,
         revision: Option<i64>,
+        serializable: bool,
     ) -> PhpResult<RangeRequest> {
         let limit = revision_arg("limit", limit)?;
         let order = sort_order(sort)?;
@@ -161,6 +226,7 @@ impl Client {
             revision: revision_arg("revision", revision)?,
             sort_order: order as i32,
             sort_target: SortTarget::Key as i32,
+            serializable,
             ..Default::default()
         })
     }
@@ -180,20 +246,30 @@ impl Client {
         key: &[u8],
         prefix: bool,
         prev_kv: bool,
-    ) -> PhpResult<synod_client::pb::DeleteRangeResponse> {
-        let c = self.core()?;
+    ) -> PhpResult<DeleteRangeResponse> {
         let (key, range_end) = key_range(key, prefix);
         let req = DeleteRangeRequest {
             key,
             range_end,
             prev_kv,
         };
-        runtime::block_on(async move { c.delete(req).await })
+        self.call(|c| async move { c.delete(req).await })
+    }
+
+    /// Deletes under a prefix the caller named. An empty prefix would be
+    /// every key (a variable that happens to be empty): that takes
+    /// deleteAll(), said on purpose.
+    fn delete_under(&self, prefix: &[u8], prev_kv: bool) -> PhpResult<DeleteRangeResponse> {
+        if prefix.is_empty() {
+            return Err(value_error(
+                "prefix must not be empty; to delete every key, call deleteAll()".into(),
+            ));
+        }
+        self.delete_range(prefix, true, prev_kv)
     }
 
     /// A put guarded by one comparison; whether it happened.
     fn guarded_put(&self, cmp: Compare, put: PutRequest) -> PhpResult<bool> {
-        let c = self.core()?;
         let req = TxnRequest {
             compare: vec![cmp],
             success: vec![RequestOp {
@@ -201,7 +277,7 @@ impl Client {
             }],
             failure: vec![],
         };
-        Ok(runtime::block_on(async move { c.txn(req).await })?.succeeded)
+        Ok(self.call(|c| async move { c.txn(req).await })?.succeeded)
     }
 }
 
@@ -231,72 +307,96 @@ impl Client {
         synod_client::Client::new(&endpoints, opts.clone()).map_err(errors::to_php)?;
         Ok(Client {
             conn: Conn { endpoints, opts },
+            last: LastRevision::default(),
         })
     }
 
-    /// The value of `key`, or null when it does not exist.
-    pub fn get(&self, key: Bytes) -> PhpResult<Option<Binary<u8>>> {
-        let c = self.core()?;
-        let key = key.to_vec();
-        let kv = runtime::block_on(async move { c.get(key).await })?;
-        Ok(kv.map(|kv| Binary::from(kv.value)))
+    /// The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
+    pub fn last_revision(&self) -> Option<i64> {
+        self.last.get()
     }
 
-    /// The key with its metadata (at `revision` when given), or null when it does not exist.
-    pub fn get_key_value(&self, key: Bytes, revision: Option<i64>) -> PhpResult<Option<KeyValue>> {
+    /// The value of `key`, or null when it does not exist. With `serializable`, the member answers from its own copy without asking the leader: faster, possibly stale.
+    #[php(defaults(serializable = false))]
+    pub fn get(&self, key: Bytes, serializable: bool) -> PhpResult<Option<Binary<u8>>> {
+        let req = RangeRequest {
+            key: key.to_vec(),
+            serializable,
+            ..Default::default()
+        };
+        Ok(self
+            .range(req)?
+            .into_iter()
+            .next()
+            .map(|kv| Binary::from(kv.value)))
+    }
+
+    /// The key with its metadata (at `revision` when given), or null when it does not exist. `serializable`: as for get().
+    #[php(defaults(serializable = false))]
+    pub fn get_key_value(
+        &self,
+        key: Bytes,
+        revision: Option<i64>,
+        serializable: bool,
+    ) -> PhpResult<Option<KeyValue>> {
         let req = RangeRequest {
             key: key.to_vec(),
             revision: revision_arg("revision", revision)?,
+            serializable,
             ..Default::default()
         };
         Ok(self.range(req)?.into_iter().next().map(KeyValue::from))
     }
 
-    /// Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+    /// Every key under `prefix` as key => value, sorted by key ('asc' or 'desc'), at most `limit` (0: all). `serializable`: as for get().
+    #[php(defaults(serializable = false))]
     pub fn get_prefix(
         &self,
         prefix: Bytes,
         limit: Option<i64>,
         sort: Option<&str>,
         revision: Option<i64>,
+        serializable: bool,
     ) -> PhpResult<KeyMap> {
-        let req = Self::prefix_request(&prefix, limit, sort, revision)?;
+        let req = Self::prefix_request(&prefix, limit, sort, revision, serializable)?;
         let kvs = self.range(req)?;
         Ok(KeyMap(
             kvs.into_iter().map(|kv| (kv.key, kv.value)).collect(),
         ))
     }
 
-    /// Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all).
+    /// Every key under `prefix` as a list of KeyValue, sorted by key ('asc' or 'desc'), at most `limit` (0: all). `serializable`: as for get().
+    #[php(defaults(serializable = false))]
     pub fn get_prefix_key_values(
         &self,
         prefix: Bytes,
         limit: Option<i64>,
         sort: Option<&str>,
         revision: Option<i64>,
+        serializable: bool,
     ) -> PhpResult<Vec<KeyValue>> {
-        let req = Self::prefix_request(&prefix, limit, sort, revision)?;
+        let req = Self::prefix_request(&prefix, limit, sort, revision, serializable)?;
         Ok(self.range(req)?.into_iter().map(KeyValue::from).collect())
     }
 
-    /// Number of keys under `prefix`.
-    pub fn count_prefix(&self, prefix: Bytes) -> PhpResult<i64> {
-        let c = self.core()?;
+    /// Number of keys under `prefix`. `serializable`: as for get().
+    #[php(defaults(serializable = false))]
+    pub fn count_prefix(&self, prefix: Bytes, serializable: bool) -> PhpResult<i64> {
         let (key, range_end) = key_range(&prefix, true);
         let req = RangeRequest {
             key,
             range_end,
             count_only: true,
+            serializable,
             ..Default::default()
         };
-        Ok(runtime::block_on(async move { c.range(req).await })?.count)
+        Ok(self.call(|c| async move { c.range(req).await })?.count)
     }
 
     /// Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
     pub fn put(&self, key: Bytes, value: Bytes, lease: Option<i64>) -> PhpResult<i64> {
-        let c = self.core()?;
         let req = Self::put_request(&key, &value, lease, false);
-        let resp = runtime::block_on(async move { c.put(req).await })?;
+        let resp = self.call(|c| async move { c.put(req).await })?;
         Ok(header_revision(&resp.header))
     }
 
@@ -307,9 +407,8 @@ impl Client {
         value: Bytes,
         lease: Option<i64>,
     ) -> PhpResult<Option<KeyValue>> {
-        let c = self.core()?;
         let req = Self::put_request(&key, &value, lease, true);
-        let resp = runtime::block_on(async move { c.put(req).await })?;
+        let resp = self.call(|c| async move { c.put(req).await })?;
         Ok(resp.prev_kv.map(KeyValue::from))
     }
 
@@ -354,20 +453,25 @@ impl Client {
         Ok(resp.prev_kvs.into_iter().next().map(KeyValue::from))
     }
 
-    /// Deletes every key under `prefix` and returns how many were deleted.
+    /// Deletes every key under `prefix` and returns how many were deleted. An empty prefix raises ValueError and deletes nothing (deleteAll() deletes every key).
     pub fn delete_prefix(&self, prefix: Bytes) -> PhpResult<i64> {
-        Ok(self.delete_range(&prefix, true, false)?.deleted)
+        Ok(self.delete_under(&prefix, false)?.deleted)
     }
 
-    /// Deletes every key under `prefix` and returns them as they were.
+    /// Deletes every key under `prefix` and returns them as they were. An empty prefix raises ValueError and deletes nothing.
     pub fn get_and_delete_prefix(&self, prefix: Bytes) -> PhpResult<Vec<KeyValue>> {
-        let resp = self.delete_range(&prefix, true, true)?;
+        let resp = self.delete_under(&prefix, true)?;
         Ok(resp.prev_kvs.into_iter().map(KeyValue::from).collect())
+    }
+
+    /// Deletes every key in the store and returns how many were deleted.
+    pub fn delete_all(&self) -> PhpResult<i64> {
+        Ok(self.delete_range(b"", true, false)?.deleted)
     }
 
     /// Starts a transaction: add comparisons with if*(), operations with then() and else(), and send it with commit().
     pub fn txn(&self) -> Txn {
-        Txn::new(self.conn.clone())
+        Txn::new(self.conn.clone(), self.last.clone())
     }
 
     /// Discards history before `revision` (reads below it fail with CompactedException).
@@ -378,15 +482,13 @@ impl Client {
                 "revision must be positive, {revision} given"
             )));
         }
-        let c = self.core()?;
-        runtime::block_on(async move { c.compact(revision, physical).await })?;
+        self.call(|c| async move { c.compact(revision, physical).await })?;
         Ok(())
     }
 
     /// The server's status: version, dbSize, leader, memberId, clusterId (ids in hex, as etcdctl prints them), raftIndex, raftTerm, revision.
     pub fn status(&self) -> PhpResult<Vec<(&'static str, Zval)>> {
-        let c = self.core()?;
-        let s = runtime::block_on(async move { c.status().await })?;
+        let s = self.call(|c| async move { c.status().await })?;
         let h = s.header.unwrap_or_default();
         let int = |v: i64| -> PhpResult<Zval> { Ok(v.into_zval(false)?) };
         Ok(vec![
@@ -410,9 +512,8 @@ impl Client {
         keep_alive: bool,
         revoke_on_shutdown: bool,
     ) -> PhpResult<Lease> {
-        let c = self.core()?;
         let id = id.unwrap_or(0);
-        let resp = runtime::block_on(async move { c.lease_grant(ttl, id).await })?;
+        let resp = self.call(|c| async move { c.lease_grant(ttl, id).await })?;
         let lease = Lease::new(self.conn.clone(), resp.id, resp.ttl);
         if keep_alive {
             lease.start_keep_alive()?;
@@ -425,8 +526,7 @@ impl Client {
 
     /// A lease granted earlier (by this process or another), to keep alive, inspect or revoke; LeaseNotFoundException when it is gone. Its keep-alive is not started.
     pub fn lease_for(&self, id: i64) -> PhpResult<Lease> {
-        let c = self.core()?;
-        let r = runtime::block_on(async move { c.lease_time_to_live(id, false).await })?;
+        let r = self.call(|c| async move { c.lease_time_to_live(id, false).await })?;
         if r.ttl < 0 {
             return Err(errors::to_php(synod_client::Error::LeaseNotFound(id)));
         }
@@ -452,6 +552,7 @@ impl Client {
             progress_notify: false,
         };
         let w = runtime::block_on(async move { c.watch(opts).await })?;
+        self.last.set(w.created_revision);
         Ok(Watch::new(w))
     }
 }

@@ -37,6 +37,7 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("synod-io")
+            .on_thread_start(block_signals)
             .enable_all()
             .build()
             .map_err(|e| errors::synod(format!("cannot start I/O runtime: {e}")))?;
@@ -51,6 +52,21 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
     match guard.as_mut() {
         Some(s) => f(s),
         None => Err(errors::synod("no runtime".into())),
+    }
+}
+
+/// Runs first on every runtime thread (workers and blocking pool alike).
+/// A process-directed signal goes to any thread that does not block it, and
+/// PHP's handlers (pcntl, the max_execution_time timer) touch the engine's
+/// non-thread-safe state: they must only ever run on the PHP thread.
+fn block_signals() {
+    // SAFETY: sigfillset fills a sigset_t we own; pthread_sigmask only
+    // changes the calling thread's mask. Neither can fail with these
+    // arguments (SIGKILL and SIGSTOP are silently left out by the kernel).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
 }
 
@@ -148,6 +164,9 @@ pub fn revoke_at_shutdown(key: &str, id: i64, on: bool) -> PhpResult<()> {
     })
 }
 
+/// How long request shutdown may spend revoking leases, all of them together.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Request shutdown: revokes the leases the request asked to have revoked.
 /// Called by the engine, so nothing here may unwind.
 pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
@@ -171,11 +190,17 @@ pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
             }
         }
         drop(guard);
+        // One deadline for all of them: a request that held many leases
+        // must not keep a php-fpm worker busy for seconds per lease when the
+        // server is unreachable. What is not revoked in time expires by TTL.
         runtime.block_on(async move {
+            let mut revokes = tokio::task::JoinSet::new();
             for (c, id) in work {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), c.lease_revoke(id))
-                    .await;
+                revokes.spawn(async move { c.lease_revoke(id).await });
             }
+            let all = async { while revokes.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
+            // Dropping the set aborts the revocations still waiting.
         });
     });
     0

@@ -13,6 +13,7 @@ use synod_client::pb::{
     Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 
+use crate::client::LastRevision;
 use crate::runtime::{self, Conn};
 use crate::values::TxnResult;
 
@@ -109,13 +110,16 @@ impl Op {
 pub struct Txn {
     conn: Option<Conn>,
     req: TxnRequest,
+    /// The making Client's, so its lastRevision() covers the commit.
+    last: LastRevision,
 }
 
 impl Txn {
-    pub fn new(conn: Conn) -> Txn {
+    pub fn new(conn: Conn, last: LastRevision) -> Txn {
         Txn {
             conn: Some(conn),
             req: TxnRequest::default(),
+            last,
         }
     }
 
@@ -250,6 +254,7 @@ impl Txn {
         let c = conn.client()?;
         let req = self.req.clone();
         let resp = runtime::block_on(async move { c.txn(req).await })?;
+        self.last.record(&resp);
         let revision = resp.header.as_ref().map_or(0, |h| h.revision);
         Ok(TxnResult::new(resp, revision))
     }
