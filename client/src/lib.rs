@@ -5,6 +5,7 @@
 
 mod error;
 mod lease;
+pub mod recipes;
 mod watch;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

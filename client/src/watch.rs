@@ -54,23 +54,13 @@ pub struct Watch {
 impl Watch {
     /// The next batch of events; `Ok(None)` when `timeout` passed first.
     pub async fn next(&mut self, timeout: Option<Duration>) -> Result<Option<WatchBatch>, Error> {
-        if let Some(e) = &self.ended {
-            return Err(e.clone());
-        }
-        let item = match timeout {
-            Some(t) => match tokio::time::timeout(t, self.rx.recv()).await {
-                Ok(item) => item,
-                Err(_) => return Ok(None),
-            },
-            None => self.rx.recv().await,
-        };
-        let err = match item {
-            Some(Ok(batch)) => return Ok(Some(batch)),
-            Some(Err(e)) => e,
-            None => Error::InvalidArgument("the watch was cancelled".into()),
-        };
-        self.ended = Some(err.clone());
-        Err(err)
+        next_queued(
+            &mut self.rx,
+            &mut self.ended,
+            timeout,
+            "the watch was cancelled",
+        )
+        .await
     }
 
     /// Batches already queued, without waiting.
@@ -102,6 +92,34 @@ impl Drop for Watch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The next item a background task queued: `Ok(None)` when `timeout`
+/// passed first. The error that ended the queue (or `cancelled` once the
+/// task is gone) is kept in `ended` and repeated to every later call.
+pub(crate) async fn next_queued<T>(
+    rx: &mut mpsc::Receiver<Result<T, Error>>,
+    ended: &mut Option<Error>,
+    timeout: Option<Duration>,
+    cancelled: &str,
+) -> Result<Option<T>, Error> {
+    if let Some(e) = ended {
+        return Err(e.clone());
+    }
+    let item = match timeout {
+        Some(t) => match tokio::time::timeout(t, rx.recv()).await {
+            Ok(item) => item,
+            Err(_) => return Ok(None),
+        },
+        None => rx.recv().await,
+    };
+    let err = match item {
+        Some(Ok(x)) => return Ok(Some(x)),
+        Some(Err(e)) => e,
+        None => Error::InvalidArgument(cancelled.into()),
+    };
+    *ended = Some(err.clone());
+    Err(err)
 }
 
 struct Stream {

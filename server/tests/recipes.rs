@@ -1,0 +1,469 @@
+//! The lock and election recipes against real servers: the same code on
+//! synod and on etcd, and against etcd's own `etcdctl lock`, which shares
+//! the key layout and so must exclude us and be excluded by us.
+
+mod common;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use synod_client::pb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use synod_client::recipes::{Election, LeaderChange, Lock, Observer, NOT_LEADER, SESSION_EXPIRED};
+use synod_client::{prefix_end, Client, Error, Options};
+use tokio::task::JoinHandle;
+
+/// Runs `check` against a fresh synod, then a fresh etcd.
+fn on_synod_and_etcd<F, Fut>(check: F)
+where
+    F: Fn(Client, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for kind in ["synod", "etcd"] {
+        let dir = tmp.path().join(kind);
+        let server = if kind == "synod" {
+            Server::synod(&dir)
+        } else {
+            Server::etcd(&dir)
+        };
+        eprintln!("--- on {kind}");
+        let c = client(&server.endpoint());
+        rt.block_on(check(c, server.endpoint()));
+    }
+}
+
+fn client(endpoint: &str) -> Client {
+    Client::new(&[endpoint], Options::default()).unwrap()
+}
+
+/// How many keys wait or hold under `name/`.
+async fn in_line(c: &Client, name: &str) -> i64 {
+    let prefix = format!("{name}/").into_bytes();
+    c.range(RangeRequest {
+        range_end: prefix_end(&prefix),
+        key: prefix,
+        count_only: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .count
+}
+
+/// Waits for `task` to finish within `within`.
+async fn finishes<T>(task: JoinHandle<T>, within: Duration) -> T {
+    tokio::time::timeout(within, task)
+        .await
+        .expect("did not finish in time")
+        .expect("task panicked")
+}
+
+/// `lock` waiting for the lock in the background, until it gets it.
+fn waiting(mut lock: Lock) -> JoinHandle<(Result<bool, Error>, Lock)> {
+    tokio::spawn(async move { (lock.acquire(None).await, lock) })
+}
+
+/// `candidate` campaigning with `value` in the background, until it leads.
+fn standing(
+    mut candidate: Election,
+    value: &'static str,
+) -> JoinHandle<(Result<bool, Error>, Election)> {
+    tokio::spawn(async move { (candidate.campaign(value, None).await, candidate) })
+}
+
+/// The next leader change, which must come within 5 s.
+async fn next_change(observer: &mut Observer) -> LeaderChange {
+    let change = observer.next(Some(Duration::from_secs(5))).await.unwrap();
+    change.expect("no leader change within 5 s")
+}
+
+fn put(key: &[u8], value: &[u8]) -> RequestOp {
+    RequestOp {
+        request: Some(request_op::Request::RequestPut(PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            ..Default::default()
+        })),
+    }
+}
+
+#[test]
+fn lock_excludes_under_contention() {
+    on_synod_and_etcd(|_, endpoint| async move {
+        const TASKS: usize = 8;
+        const ROUNDS: usize = 20;
+        let mut tasks = Vec::new();
+        for _ in 0..TASKS {
+            // A client each, as separate processes would have.
+            let c = client(&endpoint);
+            tasks.push(tokio::spawn(async move {
+                let mut lock = Lock::new(c.clone(), "counter-lock", 10).unwrap();
+                for _ in 0..ROUNDS {
+                    assert!(lock.acquire(None).await.unwrap());
+                    // Read, pause, write: without the lock, others' updates
+                    // made during the pause are lost.
+                    let n: u64 = match c.get("counter").await.unwrap() {
+                        Some(kv) => String::from_utf8(kv.value).unwrap().parse().unwrap(),
+                        None => 0,
+                    };
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    c.put(PutRequest {
+                        key: b"counter".to_vec(),
+                        value: (n + 1).to_string().into_bytes(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                    assert!(
+                        lock.release().await.unwrap(),
+                        "lost the lock while holding it"
+                    );
+                }
+            }));
+        }
+        for t in tasks {
+            finishes(t, Duration::from_secs(120)).await;
+        }
+        let c = client(&endpoint);
+        let n = c.get("counter").await.unwrap().unwrap().value;
+        let n: usize = String::from_utf8(n).unwrap().parse().unwrap();
+        assert_eq!(n, TASKS * ROUNDS, "updates were lost");
+        assert_eq!(in_line(&c, "counter-lock").await, 0);
+    });
+}
+
+#[test]
+fn waiter_acquires_after_release_and_try_acquire_does_not_wait() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut a = Lock::new(c.clone(), "l", 10).unwrap();
+        assert!(a.try_acquire().await.unwrap());
+        let token_a = a.fencing_token().unwrap();
+        assert!(a.is_held().await.unwrap());
+        let key = a.key().unwrap().to_vec();
+        let expected = format!("l/{:x}", a.lease_id().unwrap());
+        assert_eq!(key, expected.into_bytes(), "etcd's key layout");
+        // Acquiring again while holding: the same grant.
+        assert!(a.acquire(None).await.unwrap());
+        assert_eq!(a.fencing_token(), Some(token_a));
+
+        // Not first: try_acquire gives up at once and leaves no key.
+        let mut b = Lock::new(c.clone(), "l", 10).unwrap();
+        assert!(!b.try_acquire().await.unwrap());
+        assert_eq!(in_line(&c, "l").await, 1);
+        assert_eq!(b.fencing_token(), None);
+
+        let waiter = waiting(b);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!waiter.is_finished(), "acquired while the lock was held");
+        assert_eq!(in_line(&c, "l").await, 2);
+
+        assert!(a.release().await.unwrap());
+        let (got, b) = finishes(waiter, Duration::from_secs(5)).await;
+        assert!(got.unwrap());
+        assert!(b.is_held().await.unwrap());
+        assert!(!a.is_held().await.unwrap());
+        assert!(b.fencing_token().unwrap() > token_a);
+        // Releasing twice: nothing held the second time.
+        assert!(!a.release().await.unwrap());
+    });
+}
+
+#[test]
+fn revoked_lease_frees_the_lock_and_fences_the_old_holder() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut a = Lock::new(c.clone(), "fenced", 10).unwrap();
+        assert!(a.acquire(Some(Duration::from_secs(1))).await.unwrap());
+        let b = Lock::new(c.clone(), "fenced", 10).unwrap();
+        let waiter = waiting(b);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished());
+
+        // A holder paused past its TTL: its lease is gone, it does not know.
+        c.lease_revoke(a.lease_id().unwrap()).await.unwrap();
+        let (got, b) = finishes(waiter, Duration::from_secs(5)).await;
+        assert!(got.unwrap());
+        assert!(!a.is_held().await.unwrap());
+
+        let write = |guard| TxnRequest {
+            compare: vec![guard],
+            success: vec![put(b"protected", b"x")],
+            failure: vec![],
+        };
+        let stale = c.txn(write(a.guard().unwrap())).await.unwrap();
+        assert!(!stale.succeeded, "the old holder's write went through");
+        let fresh = c.txn(write(b.guard().unwrap())).await.unwrap();
+        assert!(fresh.succeeded);
+        assert!(b.fencing_token() > a.fencing_token());
+        // The old holder learns it had lost the lock.
+        assert!(!a.release().await.unwrap());
+    });
+}
+
+#[test]
+fn acquire_times_out_and_leaves_no_key() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut a = Lock::new(c.clone(), "t", 10).unwrap();
+        assert!(a.acquire(None).await.unwrap());
+        let mut b = Lock::new(c.clone(), "t", 10).unwrap();
+        let start = Instant::now();
+        assert!(!b.acquire(Some(Duration::from_millis(400))).await.unwrap());
+        assert!(start.elapsed() >= Duration::from_millis(400));
+        assert_eq!(in_line(&c, "t").await, 1);
+        assert_eq!(b.key(), None);
+        // The timed-out waiter's own lease went with it.
+        let lease = b.lease_id();
+        assert_eq!(lease, None);
+
+        // A waiter whose own lease goes while it waits does not get the
+        // lock later: it fails (etcd #11456).
+        let mut w = Lock::new(c.clone(), "t", 2).unwrap();
+        let waiter = tokio::spawn(async move { w.acquire(None).await });
+        let mut theirs = None;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let prefix = b"t/".to_vec();
+            let keys = c
+                .range(RangeRequest {
+                    range_end: prefix_end(&prefix),
+                    key: prefix,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .kvs;
+            theirs = keys
+                .iter()
+                .map(|kv| kv.lease)
+                .find(|&l| Some(l) != a.lease_id());
+            if theirs.is_some() {
+                break;
+            }
+        }
+        c.lease_revoke(theirs.expect("the waiter's key"))
+            .await
+            .unwrap();
+        let err = finishes(waiter, Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(err.to_string(), SESSION_EXPIRED);
+        assert!(a.is_held().await.unwrap());
+
+        // Dropping a future that waits takes its key back too.
+        let mut d = Lock::new(c.clone(), "t", 10).unwrap();
+        let r = tokio::time::timeout(Duration::from_millis(300), d.acquire(None)).await;
+        assert!(r.is_err());
+        let mut gone = false;
+        for _ in 0..50 {
+            if in_line(&c, "t").await == 1 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "a cancelled acquire left its key in line");
+        assert!(a.release().await.unwrap());
+    });
+}
+
+#[test]
+fn lock_on_a_callers_lease() {
+    on_synod_and_etcd(|c, _| async move {
+        let lease = c.lease_grant(30, 0).await.unwrap().id;
+        let mut a = Lock::with_lease(c.clone(), "shared", lease).unwrap();
+        assert!(a.acquire(None).await.unwrap());
+        // The same lease again is the same place in line, as with etcd's
+        // Lock RPC.
+        let mut again = Lock::with_lease(c.clone(), "shared", lease).unwrap();
+        assert!(again.try_acquire().await.unwrap());
+        assert_eq!(again.fencing_token(), a.fencing_token());
+        assert!(a.release().await.unwrap());
+        // The caller's lease outlives the release.
+        assert_eq!(c.lease_keep_alive_once(lease).await.unwrap(), 30);
+        assert_eq!(in_line(&c, "shared").await, 0);
+        assert!(matches!(
+            Lock::with_lease(c.clone(), "", lease),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            Lock::new(c.clone(), "x", 0),
+            Err(Error::InvalidArgument(_))
+        ));
+    });
+}
+
+/// `etcdctl lock NAME`, holding until it is told to stop; returns once it
+/// holds the lock (it then prints the lock key).
+fn etcdctl_lock(endpoint: &str, name: &str) -> Child {
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(["lock", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run etcdctl (run scripts/setup)");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(&format!("{name}/")),
+        "etcdctl said {line:?}"
+    );
+    // Read on: a closed pipe would kill etcdctl with SIGPIPE on its next
+    // line, before it could unlock.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    child
+}
+
+/// SIGTERM, on which etcdctl unlocks and revokes its session.
+fn terminate(child: &mut Child) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn excludes_etcdctl_lock_both_ways() {
+    on_synod_and_etcd(|c, endpoint| async move {
+        let ep = endpoint.clone();
+        let mut theirs = tokio::task::spawn_blocking(move || etcdctl_lock(&ep, "shared-lock"))
+            .await
+            .unwrap();
+        let mut ours = Lock::new(c.clone(), "shared-lock", 10).unwrap();
+        assert!(!ours.try_acquire().await.unwrap(), "etcdctl holds the lock");
+        assert!(!ours
+            .acquire(Some(Duration::from_millis(300)))
+            .await
+            .unwrap());
+        tokio::task::spawn_blocking(move || terminate(&mut theirs))
+            .await
+            .unwrap();
+        assert!(ours.acquire(Some(Duration::from_secs(5))).await.unwrap());
+
+        // Now we hold it: etcdctl waits until we release.
+        let mut waiting = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .args(["lock", "shared-lock", "echo", "got it"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            waiting.try_wait().unwrap().is_none(),
+            "etcdctl got the lock we hold"
+        );
+        assert!(ours.release().await.unwrap());
+        let out = tokio::task::spawn_blocking(move || waiting.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "got it");
+        assert_eq!(in_line(&c, "shared-lock").await, 0);
+    });
+}
+
+#[test]
+fn election_campaign_proclaim_observe_resign() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut one = Election::new(c.clone(), "svc", 10).unwrap();
+        let mut two = Election::new(c.clone(), "svc", 10).unwrap();
+        assert_eq!(one.leader().await.unwrap(), None);
+        let mut observer = one.observe().await.unwrap();
+        let first = next_change(&mut observer).await;
+        assert_eq!(first.leader, None, "observe reports that no one leads");
+
+        assert!(one.campaign("a", None).await.unwrap());
+        assert!(one.is_leader().await.unwrap());
+        let leader = one.leader().await.unwrap().unwrap();
+        assert_eq!(leader.value, b"a");
+        assert_eq!(Some(leader.key.as_slice()), one.key());
+        let seen = next_change(&mut observer).await;
+        assert_eq!(
+            seen.leader.as_ref().map(|kv| kv.value.as_slice()),
+            Some(&b"a"[..])
+        );
+        assert!(seen.revision > first.revision);
+
+        // A second candidate waits, and withdraws when its time runs out.
+        assert!(!two
+            .campaign("b", Some(Duration::from_millis(300)))
+            .await
+            .unwrap());
+        assert!(!two.is_leader().await.unwrap());
+        assert_eq!(in_line(&c, "svc").await, 1);
+        assert!(matches!(two.proclaim("b").await, Err(e) if e.to_string() == NOT_LEADER));
+
+        one.proclaim("a2").await.unwrap();
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader.unwrap().value, b"a2");
+        // Standing again with another value only updates it.
+        assert!(one.campaign("a3", None).await.unwrap());
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader.unwrap().value, b"a3");
+
+        // A candidate that is not leader is not reported.
+        let challenger = standing(two, "b");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!challenger.is_finished());
+        assert!(observer
+            .next(Some(Duration::from_millis(200)))
+            .await
+            .unwrap()
+            .is_none());
+
+        // The leader steps down: the waiting candidate takes over.
+        assert!(one.resign().await.unwrap());
+        let (won, mut two) = finishes(challenger, Duration::from_secs(5)).await;
+        assert!(won.unwrap());
+        assert!(two.is_leader().await.unwrap());
+        assert!(!one.is_leader().await.unwrap());
+        let seen = next_change(&mut observer).await;
+        let now = seen.leader.unwrap();
+        assert_eq!(now.value, b"b");
+        assert_eq!(Some(now.key.as_slice()), two.key());
+        let err = one.proclaim("x").await.unwrap_err();
+        assert_eq!(err.to_string(), NOT_LEADER);
+
+        // The last one leaves: observe says no one leads.
+        assert!(two.resign().await.unwrap());
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader, None);
+        assert_eq!(two.leader().await.unwrap(), None);
+        assert!(!two.resign().await.unwrap());
+    });
+}
+
+#[test]
+fn election_leader_lost_with_its_lease() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut one = Election::new(c.clone(), "lost", 10).unwrap();
+        let two = Election::new(c.clone(), "lost", 10).unwrap();
+        assert!(one.campaign("one", None).await.unwrap());
+        let mut observer = two.observe().await.unwrap();
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader.unwrap().value, b"one");
+        let challenger = standing(two, "two");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.lease_revoke(one.lease_id().unwrap()).await.unwrap();
+        let (won, two) = finishes(challenger, Duration::from_secs(5)).await;
+        assert!(won.unwrap());
+        assert!(two.is_leader().await.unwrap());
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader.unwrap().value, b"two");
+        assert!(!one.is_leader().await.unwrap());
+        assert_eq!(
+            one.proclaim("again").await.unwrap_err().to_string(),
+            NOT_LEADER
+        );
+        assert!(!one.resign().await.unwrap());
+        // Dropping the leader gives leadership up at once, not after the TTL.
+        drop(two);
+        let seen = next_change(&mut observer).await;
+        assert_eq!(seen.leader, None);
+    });
+}
