@@ -26,7 +26,7 @@ use synod_proto::etcdserverpb::{
     LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
-pub use synod_proto::{etcdserverpb as pb, mvccpb};
+pub use synod_proto::{etcdserverpb as pb, mvccpb, prefix_end};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 pub use tonic::Code;
@@ -433,19 +433,6 @@ impl Client {
         }
         Ok(ttl)
     }
-}
-
-/// The range end that makes a range cover every key starting with `prefix`
-/// (etcd's `GetPrefixRangeEnd`); `\0` (all keys) for an empty prefix.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 fn source_text(e: &dyn std::error::Error) -> String {

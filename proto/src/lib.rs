@@ -21,3 +21,17 @@ pub mod v3electionpb {
 pub mod synodpb {
     tonic::include_proto!("synodpb");
 }
+
+/// The range end that makes a range cover every key starting with `prefix`
+/// (etcd's `GetPrefixRangeEnd`); `\0` (all keys) for an empty prefix or
+/// one made only of 0xff bytes.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}

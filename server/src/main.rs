@@ -11,6 +11,8 @@ use synod_proto::etcdserverpb::{
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
     Member,
 };
+use synod_proto::v3electionpb::election_server::ElectionServer;
+use synod_proto::v3lockpb::lock_server::LockServer;
 use tracing_subscriber::EnvFilter;
 
 // Every request allocates (protobuf messages, sled nodes, h2 frames); glibc's
@@ -84,6 +86,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
 
+    let lease_ids = std::sync::Arc::new(api::lease::LeaseIds::new(me_id));
     let mut servers = tokio::task::JoinSet::new();
     for url in config.client_urls() {
         let addr = socket_addr(&url).await?;
@@ -105,9 +108,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                     .max_decoding_message_size(MAX_RECV_BYTES),
             )
             .add_service(
-                LeaseServer::new(api::lease::LeaseService::new(node.clone()))
-                    .max_decoding_message_size(MAX_RECV_BYTES),
+                LeaseServer::new(api::lease::LeaseService::new(
+                    node.clone(),
+                    lease_ids.clone(),
+                ))
+                .max_decoding_message_size(MAX_RECV_BYTES),
             )
+            .add_service(LockServer::new(api::lock::LockService::new(
+                node.clone(),
+                lease_ids.clone(),
+            )))
+            .add_service(ElectionServer::new(api::election::ElectionService::new(
+                node.clone(),
+                lease_ids.clone(),
+            )))
             .add_service(AuthServer::new(api::auth::AuthService::new(node.clone())))
             .add_service(ClusterServer::new(api::cluster::ClusterService::new(
                 node.clone(),

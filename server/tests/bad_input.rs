@@ -240,18 +240,19 @@ fn bad_requests_get_etcd_errors_and_change_nothing() {
         );
 
         // Services not implemented yet answer UNIMPLEMENTED at once, never hang.
-        let mut locks = synod_proto::v3lockpb::lock_client::LockClient::connect(server.url())
-            .await
-            .unwrap();
+        let mut cluster =
+            synod_proto::etcdserverpb::cluster_client::ClusterClient::connect(server.url())
+                .await
+                .unwrap();
         let err = tokio::time::timeout(
             Duration::from_secs(5),
-            locks.lock(synod_proto::v3lockpb::LockRequest {
-                name: b"l".to_vec(),
-                lease: 0,
+            cluster.member_add(synod_proto::etcdserverpb::MemberAddRequest {
+                peer_ur_ls: vec!["http://127.0.0.1:1".into()],
+                is_learner: false,
             }),
         )
         .await
-        .expect("Lock hung")
+        .expect("MemberAdd hung")
         .unwrap_err();
         assert_eq!(err.code(), Code::Unimplemented);
     });

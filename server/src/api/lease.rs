@@ -25,11 +25,22 @@ pub const MIN_LEASE_TTL: i64 = 2;
 
 pub struct LeaseService {
     node: Arc<Node>,
-    next_id: AtomicI64,
+    ids: Arc<LeaseIds>,
 }
 
 impl LeaseService {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>, ids: Arc<LeaseIds>) -> Self {
+        LeaseService { node, ids }
+    }
+}
+
+/// Lease ids for grants that do not name one: shared by the Lease service
+/// and by the Lock and Election services, which grant a session lease when
+/// the caller gives none.
+pub struct LeaseIds(AtomicI64);
+
+impl LeaseIds {
+    pub fn new(member_id: u64) -> Self {
         // Like etcd's id generator: the member id in the high bits, a
         // time-seeded counter below, so ids from different members and
         // restarts do not collide.
@@ -37,16 +48,13 @@ impl LeaseService {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let seed = (((node.id & 0xffff) as i64) << 47) | ((millis & 0xff_ffff_ffff) << 7);
-        LeaseService {
-            node,
-            next_id: AtomicI64::new(seed & i64::MAX),
-        }
+        let seed = (((member_id & 0xffff) as i64) << 47) | ((millis & 0xff_ffff_ffff) << 7);
+        LeaseIds(AtomicI64::new(seed & i64::MAX))
     }
 
-    fn new_id(&self) -> i64 {
+    pub fn next(&self) -> i64 {
         loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed) & i64::MAX;
+            let id = self.0.fetch_add(1, Ordering::Relaxed) & i64::MAX;
             if id != 0 {
                 return id;
             }
@@ -68,7 +76,7 @@ impl Lease for LeaseService {
         }
         req.ttl = req.ttl.max(MIN_LEASE_TTL);
         if req.id == 0 {
-            req.id = self.new_id();
+            req.id = self.ids.next();
         }
         super::propose!(self.node, LeaseGrant, req)
     }
