@@ -31,4 +31,14 @@ namespace Synod\Exception {
      * The lease does not exist: it expired or was revoked.
      */
     class LeaseNotFoundException extends SynodException {}
+
+    /**
+     * A held lock was lost (its lease expired or was revoked, say while PHP was busy) and another may have taken it since; also when a waiter's lease goes while it waits.
+     */
+    class LockLostException extends SynodException {}
+
+    /**
+     * Election::proclaim() by a candidate that does not lead (never did, resigned, or lost its lease).
+     */
+    class NotLeaderException extends SynodException {}
 }

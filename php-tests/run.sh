@@ -22,7 +22,7 @@ for server in synod etcd; do
   # A second server that tests may kill (server killed mid-watch).
   start_server "$bin" "$server-victim"; vp=$port; vpid=$spid
   echo "== phpt against $server (127.0.0.1:$cp)"
-  if ! SYNOD_EXT="$EXT" SYNOD_ENDPOINT="127.0.0.1:$cp" SYNOD_VICTIM_ENDPOINT="127.0.0.1:$vp" SYNOD_VICTIM_PID="$vpid" \
+  if ! SYNOD_SERVER="$server" SYNOD_EXT="$EXT" SYNOD_ENDPOINT="127.0.0.1:$cp" SYNOD_VICTIM_ENDPOINT="127.0.0.1:$vp" SYNOD_VICTIM_PID="$vpid" \
       NO_INTERACTION=1 REPORT_EXIT_STATUS=1 TEST_PHP_EXECUTABLE="$(command -v php)" \
       php "$RUN_TESTS" -q --show-diff -d "extension=$EXT" php-tests/tests | tee "$work/$server.out"; then
     status=1

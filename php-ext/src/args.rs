@@ -2,10 +2,14 @@
 
 use std::borrow::Cow;
 use std::ops::Deref;
+use std::time::Duration;
 
 use ext_php_rs::convert::FromZval;
 use ext_php_rs::flags::DataType;
+use ext_php_rs::prelude::PhpResult;
 use ext_php_rs::types::Zval;
+
+use crate::txn::value_error;
 
 /// A binary-safe `string` parameter. Like a PHP `string` parameter outside
 /// strict_types, it also takes ints, floats and bools in their string form,
@@ -33,5 +37,19 @@ impl Deref for Bytes<'_> {
 
     fn deref(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// A `?float $timeout` in seconds: null waits without limit, 0 does not
+/// wait at all.
+pub fn timeout(t: Option<f64>) -> PhpResult<Option<Duration>> {
+    match t {
+        None => Ok(None),
+        Some(t) if t.is_finite() && (0.0..=86_400.0).contains(&t) => {
+            Ok(Some(Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(value_error(format!(
+            "timeout must be a number of seconds in [0, 86400], {t} given"
+        ))),
     }
 }

@@ -14,7 +14,7 @@ use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::types::{ZendCallable, ZendClassObject, ZendHashTable, Zval};
 use ext_php_rs::zend::ce;
 use synod_client::pb::compare::{CompareResult, CompareTarget, TargetUnion};
 use synod_client::pb::range_request::{SortOrder, SortTarget};
@@ -25,8 +25,10 @@ use synod_client::pb::{
     ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
 };
 
+use crate::args;
 use crate::errors;
 use crate::lease::Lease;
+use crate::lock::Lock;
 use crate::runtime::{self, Conn};
 use crate::txn::{key_range, value_error, Txn};
 use crate::values::KeyValue;
@@ -554,5 +556,42 @@ impl Client {
         let w = runtime::block_on(async move { c.watch(opts).await })?;
         self.last.set(w.created_revision);
         Ok(Watch::new(w))
+    }
+
+    /// A lock on `name` (not taken yet: call acquire() or tryAcquire()). Its lease of `ttl` seconds is granted at acquire and kept alive in the background while held; it is released by release(), when the object goes away, or when the request ends.
+    #[php(defaults(ttl = 10))]
+    pub fn lock(&self, name: Bytes, ttl: i64) -> PhpResult<Lock> {
+        Lock::new(&self.conn, &name, ttl)
+    }
+
+    /// Runs `fn($lock)` holding the lock on `name` and returns what it returns; the lock is released afterwards, also when `fn` throws. TimeoutException when the lock was not acquired within `timeout` seconds (null: wait without limit; 0: only if free now). LockLostException when the lock was lost while `fn` ran.
+    #[php(defaults(ttl = 10))]
+    pub fn with_lock(
+        &self,
+        name: Bytes,
+        func: ZendCallable,
+        timeout: Option<f64>,
+        ttl: i64,
+    ) -> PhpResult<Zval> {
+        let wait = args::timeout(timeout)?;
+        let lock = Lock::new(&self.conn, &name, ttl)?;
+        if !lock.acquire_within(wait)? {
+            return Err(errors::timeout(format!(
+                "lock {:?} not acquired within {}s",
+                lock.name_text(),
+                wait.unwrap_or_default().as_secs_f64()
+            )));
+        }
+        let held = ZendClassObject::new(lock).into_zval(false)?;
+        let result = func.try_call(vec![&held]);
+        // `fn` may have released the lock itself; then this does nothing.
+        let released = match held.extract::<&ZendClassObject<Lock>>() {
+            Some(lock) => lock.release(),
+            None => Ok(()),
+        };
+        // An exception `fn` threw is pending and wins over ours.
+        let value = result?;
+        released?;
+        Ok(value)
     }
 }

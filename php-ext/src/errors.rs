@@ -16,7 +16,7 @@ use ext_php_rs::ffi::{ext_php_rs_compiler_globals, zend_hash_str_find_ptr_lc};
 use ext_php_rs::flags::{DataType, PropertyFlags};
 use ext_php_rs::types::Zval;
 use ext_php_rs::zend::{ce, ClassEntry, ExecutorGlobals};
-use synod_client::Code;
+use synod_client::{recipes, Code};
 
 static RUNTIME_EXCEPTION: AtomicPtr<ClassEntry> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -49,17 +49,21 @@ pub enum Kind {
     Timeout,
     Compacted,
     LeaseNotFound,
+    LockLost,
+    NotLeader,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 7] = [
     Kind::Synod,
     Kind::Connection,
     Kind::Timeout,
     Kind::Compacted,
     Kind::LeaseNotFound,
+    Kind::LockLost,
+    Kind::NotLeader,
 ];
 
-static ENTRIES: [AtomicPtr<ClassEntry>; 5] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 5];
+static ENTRIES: [AtomicPtr<ClassEntry>; 7] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 7];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -69,6 +73,8 @@ impl Kind {
             Kind::Timeout => "Synod\\Exception\\TimeoutException",
             Kind::Compacted => "Synod\\Exception\\CompactedException",
             Kind::LeaseNotFound => "Synod\\Exception\\LeaseNotFoundException",
+            Kind::LockLost => "Synod\\Exception\\LockLostException",
+            Kind::NotLeader => "Synod\\Exception\\NotLeaderException",
         }
     }
 
@@ -92,12 +98,14 @@ fn remember<const K: usize>(ce: &'static mut ClassEntry, args: ArgInfoTables) {
     std::mem::forget(args);
 }
 
-const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 5] = [
+const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 7] = [
     remember::<0>,
     remember::<1>,
     remember::<2>,
     remember::<3>,
     remember::<4>,
+    remember::<5>,
+    remember::<6>,
 ];
 
 /// Module startup: registers the exception classes.
@@ -154,6 +162,13 @@ pub fn to_php(e: synod_client::Error) -> PhpException {
         Timeout(_) => exception(Kind::Timeout, msg, code),
         Compacted { compact_revision } => compacted(msg, code, compact_revision),
         LeaseNotFound(_) => exception(Kind::LeaseNotFound, msg, code),
+        // The recipes' own failures, in etcd's words.
+        Server { message, .. } if message == recipes::SESSION_EXPIRED => {
+            exception(Kind::LockLost, msg, code)
+        }
+        Server { message, .. } if message == recipes::NOT_LEADER => {
+            exception(Kind::NotLeader, msg, code)
+        }
         Server { .. } => exception(Kind::Synod, msg, code),
     }
 }
@@ -180,4 +195,14 @@ fn compacted(msg: String, code: Code, compact_revision: i64) -> PhpException {
 /// A SynodException with this message (for failures of our own making).
 pub fn synod(msg: String) -> PhpException {
     PhpException::new(msg, 0, Kind::Synod.ce())
+}
+
+/// A LockLostException with this message.
+pub fn lock_lost(msg: String) -> PhpException {
+    PhpException::new(msg, Code::FailedPrecondition as i32, Kind::LockLost.ce())
+}
+
+/// A TimeoutException with this message.
+pub fn timeout(msg: String) -> PhpException {
+    PhpException::new(msg, Code::DeadlineExceeded as i32, Kind::Timeout.ce())
 }

@@ -8,6 +8,7 @@ mod args;
 mod client;
 mod errors;
 mod lease;
+mod lock;
 mod runtime;
 mod txn;
 mod values;
@@ -31,5 +32,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<txn::Txn>()
         .class::<lease::Lease>()
         .class::<watch::Watch>()
+        .class::<lock::Lock>()
         .class::<client::Client>()
 }

@@ -6,10 +6,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use ext_php_rs::prelude::PhpResult;
+use synod_client::recipes;
 use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
 
 use crate::errors::{self, to_php};
 
@@ -23,6 +26,10 @@ struct State {
     keep_alives: HashMap<(String, i64), synod_client::KeepAlive>,
     /// Leases to revoke when the current request ends.
     revoke_at_shutdown: Vec<(String, i64)>,
+    /// Locks made in the current request, by id: the request's end
+    /// releases them, so php-fpm never carries a lock into the next one.
+    locks: HashMap<u64, recipes::Lock>,
+    next_lock: u64,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -47,6 +54,8 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
             clients: HashMap::new(),
             keep_alives: HashMap::new(),
             revoke_at_shutdown: Vec::new(),
+            locks: HashMap::new(),
+            next_lock: 0,
         });
     }
     match guard.as_mut() {
@@ -164,11 +173,79 @@ pub fn revoke_at_shutdown(key: &str, id: i64, on: bool) -> PhpResult<()> {
     })
 }
 
+/// Runs `op` on a recipe kept in the registry, to completion on the
+/// runtime. The recipe is taken out meanwhile: the registry's mutex must not
+/// be held across a wait (a PHP thread is the only user, so nothing else
+/// looks for it then). `make` stands in when there is none yet.
+fn with_recipe<K: Eq + Hash, R, T>(
+    slot: fn(&mut State) -> &mut HashMap<K, R>,
+    key: K,
+    make: impl FnOnce() -> PhpResult<R>,
+    op: impl AsyncFnOnce(&mut R) -> T,
+) -> PhpResult<T> {
+    let (runtime, taken) = with_state(|s| Ok((s.runtime.clone(), slot(s).remove(&key))))?;
+    let mut recipe = match taken {
+        Some(r) => r,
+        None => make()?,
+    };
+    let out = runtime.block_on(op(&mut recipe));
+    with_state(|s| {
+        slot(s).insert(key, recipe);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn locks(s: &mut State) -> &mut HashMap<u64, recipes::Lock> {
+    &mut s.locks
+}
+
+/// Keeps a lock for the rest of the request; its id for the calls below.
+pub fn add_lock(lock: recipes::Lock) -> PhpResult<u64> {
+    with_state(|s| {
+        s.next_lock += 1;
+        s.locks.insert(s.next_lock, lock);
+        Ok(s.next_lock)
+    })
+}
+
+fn lock_gone() -> ext_php_rs::exception::PhpException {
+    errors::synod("the lock was released when the request ended".into())
+}
+
+pub fn with_lock<T>(id: u64, op: impl AsyncFnOnce(&mut recipes::Lock) -> T) -> PhpResult<T> {
+    with_recipe(locks, id, || Err(lock_gone()), op)
+}
+
+/// Reads a lock's local state without waiting.
+pub fn view_lock<T>(id: u64, f: impl FnOnce(&recipes::Lock) -> T) -> PhpResult<T> {
+    with_state(|s| s.locks.get(&id).map(f).ok_or_else(lock_gone))
+}
+
+/// Forgets a lock whose PHP object went away, releasing it first if held,
+/// within the shutdown deadline: a dropped lock frees its name at once, as
+/// the end of the request would.
+pub fn drop_lock(id: u64) {
+    let Ok((runtime, Some(mut lock))) =
+        with_state(|s| Ok((s.runtime.clone(), s.locks.remove(&id))))
+    else {
+        return;
+    };
+    if lock.fencing_token().is_some() {
+        // The timer must be made inside the runtime.
+        let release = async { tokio::time::timeout(SHUTDOWN_DEADLINE, lock.release()).await };
+        let _ = runtime.block_on(release);
+    }
+    // Inside the runtime, so what the recipe still owns is cleaned up by it.
+    let _enter = runtime.enter();
+    drop(lock);
+}
+
 /// How long request shutdown may spend revoking leases, all of them together.
 const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Request shutdown: revokes the leases the request asked to have revoked.
-/// Called by the engine, so nothing here may unwind.
+/// Request shutdown: releases the request's locks and revokes the leases it
+/// asked to have revoked. Called by the engine, so nothing here may unwind.
 pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
     let _ = std::panic::catch_unwind(|| {
         let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,7 +253,8 @@ pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
             return;
         };
         let leases = std::mem::take(&mut s.revoke_at_shutdown);
-        if leases.is_empty() {
+        let locks = std::mem::take(&mut s.locks);
+        if leases.is_empty() && locks.is_empty() {
             return;
         }
         let runtime = s.runtime.clone();
@@ -190,18 +268,32 @@ pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
             }
         }
         drop(guard);
-        // One deadline for all of them: a request that held many leases
-        // must not keep a php-fpm worker busy for seconds per lease when the
-        // server is unreachable. What is not revoked in time expires by TTL.
-        runtime.block_on(async move {
-            let mut revokes = tokio::task::JoinSet::new();
+        within_deadline(&runtime, |tasks| {
             for (c, id) in work {
-                revokes.spawn(async move { c.lease_revoke(id).await });
+                tasks.spawn(async move {
+                    let _ = c.lease_revoke(id).await;
+                });
             }
-            let all = async { while revokes.join_next().await.is_some() {} };
-            let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
-            // Dropping the set aborts the revocations still waiting.
+            for (_, mut lock) in locks {
+                tasks.spawn(async move {
+                    let _ = lock.release().await;
+                });
+            }
         });
     });
     0
+}
+
+/// Runs the tasks `add` spawns, all of them under one deadline: a request
+/// that held many leases or locks must not keep a php-fpm worker busy for
+/// seconds each when the server is unreachable. What is not revoked in
+/// time expires by its TTL.
+fn within_deadline(runtime: &Runtime, add: impl FnOnce(&mut JoinSet<()>)) {
+    runtime.block_on(async move {
+        let mut tasks = JoinSet::new();
+        add(&mut tasks);
+        let all = async { while tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
+        // Dropping the set aborts what is still waiting.
+    });
 }

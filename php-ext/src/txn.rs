@@ -14,6 +14,7 @@ use synod_client::pb::{
 };
 
 use crate::client::LastRevision;
+use crate::lock::Lock;
 use crate::runtime::{self, Conn};
 use crate::values::TxnResult;
 
@@ -223,6 +224,16 @@ impl Txn {
     ) -> PhpResult<&'a mut ZendClassObject<Txn>> {
         let v = TargetUnion::Lease(lease);
         Self::compare(self_, &key, op, CompareTarget::Lease, v, prefix)
+    }
+
+    /// Holds only while `lock` is still held by this grant (its key's create revision is the fencing token), so a holder that lost the lock cannot write; never holds when the lock is not acquired.
+    pub fn if_held<'a>(
+        self_: &'a mut ZendClassObject<Txn>,
+        lock: &Lock,
+    ) -> PhpResult<&'a mut ZendClassObject<Txn>> {
+        let guard = lock.guard()?;
+        self_.req.compare.push(guard);
+        Ok(self_)
     }
 
     /// Operations to run when every comparison holds.

@@ -3,13 +3,13 @@
 //! thread: the task only hands over Rust data.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::zend::ce;
 use tokio::time::Instant;
 
+use crate::args;
 use crate::errors;
 use crate::runtime;
 use crate::txn::value_error;
@@ -101,15 +101,7 @@ impl Watch {
 }
 
 fn deadline(timeout: Option<f64>) -> PhpResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && (0.0..=86_400.0).contains(&t) => {
-            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
-        }
-        Some(t) => Err(value_error(format!(
-            "timeout must be a number of seconds in [0, 86400], {t} given"
-        ))),
-    }
+    Ok(args::timeout(timeout)?.map(|t| Instant::now() + t))
 }
 
 #[php_impl]
