@@ -1,5 +1,5 @@
 # Convenience targets; the scripts do the work.
-.PHONY: setup build run test
+.PHONY: setup build run test fpm valgrind
 
 setup:
 	scripts/setup
@@ -14,3 +14,14 @@ run: build
 
 test:
 	scripts/test
+
+# The extension under a real php-fpm: connection reuse, flat worker RSS,
+# locks left held freed at request end (also run by scripts/test).
+fpm:
+	php-tests/fpm/run.sh
+
+# The .phpt suite under valgrind's memcheck against synod and etcd (also run
+# by scripts/test, about 4 minutes); fails on any invalid read/write or use
+# of uninitialised memory.
+valgrind:
+	php-tests/valgrind.sh

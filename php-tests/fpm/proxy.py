@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""A TCP proxy that counts the connections it accepts.
+
+Usage: proxy.py UPSTREAM_HOST:PORT PORT_FILE
+
+Listens on a free loopback port, writes that port to PORT_FILE once it
+listens, and forwards every connection to UPSTREAM. It prints one line per
+connection opened ("open N") and closed ("close N") to stdout, flushed, so a
+test counts the connections the server behind it saw opened.
+"""
+import asyncio
+import os
+import sys
+
+opened = 0
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:
+            pass
+
+
+async def main():
+    host, port = sys.argv[1].rsplit(":", 1)
+    port_file = sys.argv[2]
+
+    async def handle(client_r, client_w):
+        global opened
+        opened += 1
+        n = opened
+        print(f"open {n}", flush=True)
+        try:
+            up_r, up_w = await asyncio.open_connection(host, int(port))
+        except OSError as e:
+            print(f"upstream-failed {n} {e}", flush=True)
+            client_w.close()
+            return
+        await asyncio.gather(pipe(client_r, up_w), pipe(up_r, client_w))
+        print(f"close {n}", flush=True)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    tmp = port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(server.sockets[0].getsockname()[1]))
+    os.replace(tmp, port_file)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The extension under php-fpm for real: a php-fpm master with one worker
+# (pm = static, pm.max_children = 1, so every request goes to the same
+# process) on a unix socket, requests sent with cgi-fcgi, and between the
+# worker and a fresh synod a TCP proxy (proxy.py) that counts the connections
+# the server saw opened. Checks:
+#   a. connections are reused across requests: after one warm-up request,
+#      $REQUESTS requests that each make a new Synod\Client and put+get open
+#      no new connection;
+#   b. the worker's RSS stays flat: VmRSS after 200 requests and after all of
+#      them differ by at most $RSS_SLACK_KB;
+#   c. a lock a request left held (returned without releasing, or died of a
+#      fatal error) is free at once for the next request of the same worker.
+# Installs nothing: scripts/setup brings php8.2-fpm and libfcgi-bin.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REQUESTS=${REQUESTS:-2000}
+RSS_SLACK_KB=${RSS_SLACK_KB:-2048}
+FPM=${FPM:-php-fpm8.2}
+for tool in "$FPM" cgi-fcgi python3 etcdctl; do
+  command -v "$tool" >/dev/null || { echo "fpm: $tool missing; run scripts/setup" >&2; exit 1; }
+done
+
+cargo build -q -p synod -p synod-php
+work=$(mktemp -d)
+pids=()
+cleanup() { stop_servers; rm -rf "$work"; }
+trap cleanup EXIT
+source scripts/lib.sh
+fail() { echo "fpm: FAILED: $*" >&2; echo "-- php-fpm log:" >&2; cat "$work/fpm.log" "$work/fpm.out" >&2 2>/dev/null || true; exit 1; }
+
+# A snapshot of the extension: a rebuild in the checkout meanwhile must not
+# change the library under a running worker.
+EXT="$work/libsynod.so"
+cp target/debug/libsynod.so "$EXT"
+scripts_dir="$PWD/php-tests/fpm"
+
+start_server "$PWD/target/debug/synod" synod
+python3 "$scripts_dir/proxy.py" "127.0.0.1:$port" "$work/proxy.port" >"$work/proxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/proxy.port" ] && break; sleep 0.1; done
+[ -s "$work/proxy.port" ] || fail "the proxy did not start: $(cat "$work/proxy.log")"
+endpoint="127.0.0.1:$(cat "$work/proxy.port")"
+
+sock="$work/fpm.sock"
+cat >"$work/fpm.conf" <<EOF
+[global]
+pid = $work/fpm.pid
+error_log = $work/fpm.log
+daemonize = no
+
+[synod]
+listen = $sock
+pm = static
+pm.max_children = 1
+pm.max_requests = 0
+catch_workers_output = yes
+EOF
+root=(); [ "$(id -u)" -eq 0 ] && root=(-R)
+"$FPM" -F -n -y "$work/fpm.conf" -d "extension=$EXT" -d display_errors=1 "${root[@]}" >"$work/fpm.out" 2>&1 &
+master=$!
+pids+=("$master")
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+[ -S "$sock" ] || fail "php-fpm did not start"
+worker=""
+for _ in $(seq 50); do worker=$(pgrep -P "$master" || true); [ -n "$worker" ] && break; sleep 0.1; done
+[ -n "$worker" ] && [ "$(wc -w <<<"$worker")" -eq 1 ] || fail "expected one worker, found '${worker}'"
+
+# req SCRIPT QUERY: one FastCGI request; prints the response (headers too).
+req() {
+  env -i PATH="$PATH" SCRIPT_FILENAME="$scripts_dir/$1" REQUEST_METHOD=GET QUERY_STRING="$2" \
+    SYNOD_ENDPOINT="$endpoint" cgi-fcgi -bind -connect "$sock"
+}
+opened() { grep -c '^open' "$work/proxy.log" || true; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$worker/status"; }
+
+out=$(req putget.php n=0)
+[[ $out == *"OK 0 pid=$worker"* ]] || fail "warm-up request: $out"
+warm=$(opened)
+[ "$warm" -ge 1 ] || fail "the warm-up request opened no connection through the proxy"
+echo "fpm: worker $worker; the warm-up request opened $warm connection(s)"
+
+rss_200=""
+t0=$(date +%s.%N)
+for i in $(seq 1 "$REQUESTS"); do
+  out=$(req putget.php "n=$i")
+  [[ $out == *"OK $i pid=$worker"* ]] || fail "request $i: $out"
+  [ "$i" -eq 200 ] && rss_200=$(rss_kb)
+done
+t1=$(date +%s.%N)
+rss_end=$(rss_kb)
+after=$(opened)
+[ "$(pgrep -P "$master")" = "$worker" ] || fail "the worker was replaced during the run"
+echo "fpm: $REQUESTS requests (new Synod\\Client, put, get) in $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
+echo "fpm: connections the server saw opened: $warm after the warm-up, $after after $REQUESTS more requests"
+echo "fpm: worker RSS: $rss_200 kB after 200 requests, $rss_end kB after $REQUESTS ($((rss_end - rss_200)) kB)"
+[ "$after" -eq "$warm" ] || fail "connections not reused: $((after - warm)) opened during $REQUESTS requests"
+[ $((rss_end - rss_200)) -le "$RSS_SLACK_KB" ] ||
+  fail "worker RSS grew by $((rss_end - rss_200)) kB between request 200 and $REQUESTS (limit $RSS_SLACK_KB kB)"
+
+# c. A lock left held by one request is free for the next.
+out=$(req lock.php "step=forget&name=fpm-forgotten")
+[[ $out == *"pid=$worker HELD"* ]] || fail "lock request 1 (acquire, return without release): $out"
+out=$(req lock.php "step=check&name=fpm-forgotten")
+[[ $out == *"pid=$worker FREE"* ]] || fail "lock request 2 (tryAcquire after a forgotten lock): $out"
+echo "fpm: a lock a request returned without releasing: the next request's tryAcquire(): ${out##*pid=$worker }"
+out=$(req lock.php "step=fatal&name=fpm-fatal")
+[[ $out == *"pid=$worker HELD"* && $out == *"no_such_function"* ]] ||
+  fail "lock request 3 (acquire, then a fatal error): $out"
+out=$(req lock.php "step=check&name=fpm-fatal")
+[[ $out == *"pid=$worker FREE"* ]] || fail "lock request 4 (tryAcquire after a fatal error): $out"
+echo "fpm: a lock held at a fatal error: the next request's tryAcquire(): ${out##*pid=$worker }"
+[ "$(pgrep -P "$master")" = "$worker" ] || fail "the worker was replaced during the lock requests"
+
+total=$(opened)
+echo "fpm: summary: $((REQUESTS + 1)) put/get requests, connections the server saw opened: $after" \
+  "(all requests: $total), worker RSS $rss_200 kB -> $rss_end kB, locks left held: freed for the next request"
