@@ -26,6 +26,7 @@ use synod_client::pb::{
 };
 
 use crate::args;
+use crate::election::Election;
 use crate::errors;
 use crate::lease::Lease;
 use crate::lock::Lock;
@@ -593,5 +594,11 @@ impl Client {
         let value = result?;
         released?;
         Ok(value)
+    }
+
+    /// This process's candidate in the election `name`, with a lease of `ttl` seconds granted at campaign and kept alive in the background. Leadership outlives the request and this object: it lasts until resign(), the loss of the lease, or the end of the process.
+    #[php(defaults(ttl = 10))]
+    pub fn election(&self, name: Bytes, ttl: i64) -> PhpResult<Election> {
+        Election::new(&self.conn, &name, ttl)
     }
 }

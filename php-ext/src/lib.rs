@@ -6,6 +6,7 @@
 
 mod args;
 mod client;
+mod election;
 mod errors;
 mod lease;
 mod lock;
@@ -25,6 +26,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .name("synod")
         .startup_function(errors::startup)
         .request_shutdown_function(runtime::request_shutdown)
+        .shutdown_function(runtime::module_shutdown)
         .class::<values::KeyValue>()
         .class::<values::Event>()
         .class::<values::TxnResult>()
@@ -33,5 +35,8 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<lease::Lease>()
         .class::<watch::Watch>()
         .class::<lock::Lock>()
+        .class::<election::LeaderChange>()
+        .class::<election::LeaderObserver>()
+        .class::<election::Election>()
         .class::<client::Client>()
 }

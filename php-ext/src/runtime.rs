@@ -30,6 +30,10 @@ struct State {
     /// releases them, so php-fpm never carries a lock into the next one.
     locks: HashMap<u64, recipes::Lock>,
     next_lock: u64,
+    /// Elections by (client key, name). Unlike locks they outlive the PHP
+    /// objects and the request: a long-running worker leads until it
+    /// resigns or exits.
+    elections: HashMap<(String, Vec<u8>), recipes::Election>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -56,6 +60,7 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
             revoke_at_shutdown: Vec::new(),
             locks: HashMap::new(),
             next_lock: 0,
+            elections: HashMap::new(),
         });
     }
     match guard.as_mut() {
@@ -76,6 +81,65 @@ fn block_signals() {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
+/// A runtime-bound value (a watch, an observer) held by a PHP object. It
+/// belongs to the runtime of the process that made it: a child of fork must
+/// not touch it, not even to drop it (that would reach for threads the
+/// child does not have), so there it is forgotten.
+pub struct ForkLocal<T> {
+    value: Option<T>,
+    pid: u32,
+}
+
+impl<T> Default for ForkLocal<T> {
+    fn default() -> Self {
+        ForkLocal {
+            value: None,
+            pid: 0,
+        }
+    }
+}
+
+impl<T> ForkLocal<T> {
+    pub fn new(value: T) -> Self {
+        ForkLocal {
+            value: Some(value),
+            pid: std::process::id(),
+        }
+    }
+
+    /// The value; `made_by` names the factory when the object was made
+    /// without one, `what` the kind of value when this is a child of fork.
+    pub fn live(&mut self, made_by: &str, what: &str) -> PhpResult<&mut T> {
+        let pid = self.pid;
+        match &mut self.value {
+            None => Err(crate::txn::value_error(made_by.into())),
+            Some(_) if pid != std::process::id() => Err(errors::synod(format!(
+                "{what} does not survive fork: start a new one in this process"
+            ))),
+            Some(v) => Ok(v),
+        }
+    }
+
+    /// Runs `f` on the value, unless this is a child of fork, which lets
+    /// go of it instead.
+    pub fn cancel(&mut self, f: impl FnOnce(&mut T)) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.value.take());
+        }
+        if let Some(v) = &mut self.value {
+            f(v);
+        }
+    }
+}
+
+impl<T> Drop for ForkLocal<T> {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.value.take());
+        }
     }
 }
 
@@ -200,6 +264,10 @@ fn locks(s: &mut State) -> &mut HashMap<u64, recipes::Lock> {
     &mut s.locks
 }
 
+fn elections(s: &mut State) -> &mut HashMap<(String, Vec<u8>), recipes::Election> {
+    &mut s.elections
+}
+
 /// Keeps a lock for the rest of the request; its id for the calls below.
 pub fn add_lock(lock: recipes::Lock) -> PhpResult<u64> {
     with_state(|s| {
@@ -241,59 +309,80 @@ pub fn drop_lock(id: u64) {
     drop(lock);
 }
 
+/// Runs `op` on this process's candidate in election `name`, made (with
+/// `make`) on first use.
+pub fn with_election<T>(
+    conn: &Conn,
+    name: &[u8],
+    make: impl FnOnce() -> PhpResult<recipes::Election>,
+    op: impl AsyncFnOnce(&mut recipes::Election) -> T,
+) -> PhpResult<T> {
+    with_recipe(elections, (conn.key(), name.to_vec()), make, op)
+}
+
 /// How long request shutdown may spend revoking leases, all of them together.
 const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Request shutdown: releases the request's locks and revokes the leases it
-/// asked to have revoked. Called by the engine, so nothing here may unwind.
+/// asked to have revoked.
 pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
-    let _ = std::panic::catch_unwind(|| {
-        let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(s) = guard.as_mut().filter(|s| s.pid == std::process::id()) else {
-            return;
-        };
-        let leases = std::mem::take(&mut s.revoke_at_shutdown);
-        let locks = std::mem::take(&mut s.locks);
-        if leases.is_empty() && locks.is_empty() {
-            return;
-        }
-        let runtime = s.runtime.clone();
-        let mut work = Vec::new();
-        for (key, id) in leases {
+    at_shutdown(|s, tasks| {
+        for (key, id) in std::mem::take(&mut s.revoke_at_shutdown) {
             if let Some(ka) = s.keep_alives.remove(&(key.clone(), id)) {
                 ka.stop();
             }
-            if let Some(c) = s.clients.get(&key) {
-                work.push((c.clone(), id));
-            }
-        }
-        drop(guard);
-        within_deadline(&runtime, |tasks| {
-            for (c, id) in work {
+            if let Some(c) = s.clients.get(&key).cloned() {
                 tasks.spawn(async move {
                     let _ = c.lease_revoke(id).await;
                 });
             }
-            for (_, mut lock) in locks {
-                tasks.spawn(async move {
-                    let _ = lock.release().await;
-                });
-            }
-        });
-    });
-    0
+        }
+        for (_, mut lock) in std::mem::take(&mut s.locks) {
+            tasks.spawn(async move {
+                let _ = lock.release().await;
+            });
+        }
+    })
 }
 
-/// Runs the tasks `add` spawns, all of them under one deadline: a request
-/// that held many leases or locks must not keep a php-fpm worker busy for
-/// seconds each when the server is unreachable. What is not revoked in
-/// time expires by its TTL.
-fn within_deadline(runtime: &Runtime, add: impl FnOnce(&mut JoinSet<()>)) {
-    runtime.block_on(async move {
+/// Module shutdown (the process ends): a leader steps down, so the next
+/// candidate takes over now rather than after the TTL.
+pub extern "C" fn module_shutdown(_type: i32, _module: i32) -> i32 {
+    at_shutdown(|s, tasks| {
+        for (_, mut e) in std::mem::take(&mut s.elections) {
+            tasks.spawn(async move {
+                let _ = e.resign().await;
+            });
+        }
+    })
+}
+
+/// Runs the clean-up tasks `add` spawns from this process's state, all of
+/// them under one deadline: a request that held many leases or locks must
+/// not keep a php-fpm worker busy for seconds each when the server is
+/// unreachable. What is not done in time expires by its TTL. Called from
+/// the engine's hooks, so nothing here may unwind.
+fn at_shutdown(add: impl FnOnce(&mut State, &mut JoinSet<()>)) -> i32 {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = guard.as_mut().filter(|s| s.pid == std::process::id()) else {
+            return;
+        };
+        let runtime = s.runtime.clone();
+        // Spawning needs the runtime's context.
+        let enter = runtime.enter();
         let mut tasks = JoinSet::new();
-        add(&mut tasks);
-        let all = async { while tasks.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
-        // Dropping the set aborts what is still waiting.
-    });
+        add(s, &mut tasks);
+        drop(guard);
+        if tasks.is_empty() {
+            return;
+        }
+        drop(enter);
+        runtime.block_on(async move {
+            let all = async { while tasks.join_next().await.is_some() {} };
+            let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, all).await;
+            // Dropping the set aborts what is still waiting.
+        });
+    }));
+    0
 }

@@ -10,9 +10,7 @@ use ext_php_rs::zend::ce;
 use tokio::time::Instant;
 
 use crate::args;
-use crate::errors;
-use crate::runtime;
-use crate::txn::value_error;
+use crate::runtime::{self, ForkLocal};
 use crate::values::Event;
 
 /// A watch on a key or prefix. Made by Client::watch(); iterate it with foreach, or call wait().
@@ -22,8 +20,7 @@ use crate::values::Event;
 #[php(implements(ce = ce::iterator, stub = "\\Iterator"))]
 #[derive(Default)]
 pub struct Watch {
-    inner: Option<synod_client::Watch>,
-    pid: u32,
+    inner: ForkLocal<synod_client::Watch>,
     /// Events received but not handed out yet.
     queue: VecDeque<Event>,
     /// The iterator's current event.
@@ -35,33 +32,12 @@ pub struct Watch {
     cancelled: bool,
 }
 
-/// A watch inherited through fork belongs to the parent's runtime: the
-/// child must not touch it, not even to drop it.
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if self.pid != std::process::id() {
-            std::mem::forget(self.inner.take());
-        }
-    }
-}
-
 impl Watch {
     pub fn new(inner: synod_client::Watch) -> Watch {
-        let mut w = Watch::default();
-        w.revision = inner.created_revision;
-        w.inner = Some(inner);
-        w.pid = std::process::id();
-        w
-    }
-
-    fn live(&mut self) -> PhpResult<&mut synod_client::Watch> {
-        let pid = self.pid;
-        match &mut self.inner {
-            None => Err(value_error("a Watch is made with Client::watch()".into())),
-            Some(_) if pid != std::process::id() => Err(errors::synod(
-                "a watch does not survive fork: start a new one in this process".into(),
-            )),
-            Some(w) => Ok(w),
+        Watch {
+            revision: inner.created_revision,
+            inner: ForkLocal::new(inner),
+            ..Default::default()
         }
     }
 
@@ -74,10 +50,10 @@ impl Watch {
         if self.cancelled {
             return Ok(false);
         }
-        self.live()?;
-        let (Some(w), queue) = (self.inner.as_mut(), &mut self.queue) else {
-            return Ok(false);
-        };
+        let w = self
+            .inner
+            .live("a Watch is made with Client::watch()", "a watch")?;
+        let queue = &mut self.queue;
         runtime::block_on(async {
             while queue.is_empty() {
                 let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -121,12 +97,7 @@ impl Watch {
 
     /// Stops the watch; later waits return [] and foreach ends.
     pub fn cancel(&mut self) {
-        if self.pid != std::process::id() {
-            std::mem::forget(self.inner.take());
-        }
-        if let Some(w) = &mut self.inner {
-            w.cancel();
-        }
+        self.inner.cancel(|w| w.cancel());
         self.cancelled = true;
         self.queue.clear();
         self.current = None;
