@@ -73,6 +73,15 @@ namespace Synod {
         public function deletePrefix(string $prefix): int {}
 
         /**
+         * This process's candidate in the election `name`, with a lease of `ttl` seconds granted at campaign and kept alive in the background. Leadership outlives the request and this object: it lasts until resign(), the loss of the lease, or the end of the process.
+         *
+         * @param string $name
+         * @param int $ttl
+         * @return \Synod\Election
+         */
+        public function election(string $name, int $ttl = 10): \Synod\Election {}
+
+        /**
          * The value of `key`, or null when it does not exist. With `serializable`, the member answers from its own copy without asking the leader: faster, possibly stale.
          *
          * @param string $key
@@ -168,6 +177,15 @@ namespace Synod {
         public function leaseFor(int $id): \Synod\Lease {}
 
         /**
+         * A lock on `name` (not taken yet: call acquire() or tryAcquire()). Its lease of `ttl` seconds is granted at acquire and kept alive in the background while held; it is released by release(), when the object goes away, or when the request ends.
+         *
+         * @param string $name
+         * @param int $ttl
+         * @return \Synod\Lock
+         */
+        public function lock(string $name, int $ttl = 10): \Synod\Lock {}
+
+        /**
          * Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
          *
          * @param string $key
@@ -211,6 +229,76 @@ namespace Synod {
          * @return \Synod\Watch
          */
         public function watch(string $key, bool $prefix = false, ?int $start_revision = null, bool $prev_kv = false): \Synod\Watch {}
+
+        /**
+         * Runs `fn($lock)` holding the lock on `name` and returns what it returns; the lock is released afterwards, also when `fn` throws. TimeoutException when the lock was not acquired within `timeout` seconds (null: wait without limit; 0: only if free now). LockLostException when the lock was lost while `fn` ran.
+         *
+         * @param string $name
+         * @param callable $fn
+         * @param float|null $timeout
+         * @param int $ttl
+         * @return mixed
+         */
+        public function withLock(string $name, callable $fn, ?float $timeout = null, int $ttl = 10): mixed {}
+    }
+
+    /**
+     * This process's candidate in a leader election, with etcd's key layout (so `etcdctl elect` takes part too). Made by Client::election().
+     */
+    class Election {
+        /**
+         * The election's name.
+         *
+         * @var string
+         */
+        public readonly string $name;
+
+        public function __construct() {}
+
+        /**
+         * Stands with `value` and waits up to `timeout` seconds (without limit when null) to lead; false when the time ran out (the candidacy is then withdrawn). While leading, only updates the value.
+         *
+         * @param string $value
+         * @param float|null $timeout
+         * @return bool
+         */
+        public function campaign(string $value, ?float $timeout = null): bool {}
+
+        /**
+         * Asks the server whether this process leads (its key exists and is the oldest).
+         *
+         * @return bool
+         */
+        public function isLeader(): bool {}
+
+        /**
+         * The leader's key and value, null when no one leads.
+         *
+         * @return \Synod\KeyValue|null
+         */
+        public function leader(): ?\Synod\KeyValue {}
+
+        /**
+         * Leader changes from now on, beginning with the current leader (or its absence); also reports when no one leads.
+         *
+         * @return \Synod\LeaderObserver
+         */
+        public function observe(): \Synod\LeaderObserver {}
+
+        /**
+         * Announces a new value without another election; NotLeaderException when this process does not lead.
+         *
+         * @param string $value
+         * @return void
+         */
+        public function proclaim(string $value): void {}
+
+        /**
+         * Steps down so the next candidate leads (nothing to do when not leading).
+         *
+         * @return void
+         */
+        public function resign(): void {}
     }
 
     /**
@@ -323,6 +411,91 @@ namespace Synod {
     }
 
     /**
+     * Who leads an election as of a revision. Read-only.
+     */
+    class LeaderChange {
+        /**
+         * The leader's key and value; null when no one leads.
+         *
+         * @var \Synod\KeyValue|null
+         */
+        public readonly ?\Synod\KeyValue $leader;
+
+        /**
+         * The store revision this answer is of.
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        /**
+         * The leader's value; null when no one leads.
+         *
+         * @var string|null
+         */
+        public readonly ?string $value;
+
+        public function __construct() {}
+    }
+
+    /**
+     * Leader changes of an election: wait() with a timeout, or foreach. Made by Election::observe().
+     */
+    class LeaderObserver implements \Iterator {
+        public function __construct() {}
+
+        /**
+         * Stops observing; later waits return null and foreach ends.
+         *
+         * @return void
+         */
+        public function cancel(): void {}
+
+        /**
+         * The current change of a foreach.
+         *
+         * @return \Synod\LeaderChange|null
+         */
+        public function current(): ?\Synod\LeaderChange {}
+
+        /**
+         * The position of the current change in this foreach, from 0.
+         *
+         * @return int
+         */
+        public function key(): int {}
+
+        /**
+         * Waits (without limit) for the next change of a foreach.
+         *
+         * @return void
+         */
+        public function next(): void {}
+
+        /**
+         * Starts a foreach with the next change not handed out yet.
+         *
+         * @return void
+         */
+        public function rewind(): void {}
+
+        /**
+         * Whether a foreach has a change; false once cancelled.
+         *
+         * @return bool
+         */
+        public function valid(): bool {}
+
+        /**
+         * Waits up to `timeout` seconds (without limit when null) for the next change and returns it; null when none came in time or after cancel(). PHP signal handlers run only between calls, so a loop that must react to signals passes a timeout.
+         *
+         * @param float|null $timeout
+         * @return \Synod\LeaderChange|null
+         */
+        public function wait(?float $timeout = null): ?\Synod\LeaderChange {}
+    }
+
+    /**
      * A lease: keys attached to it are deleted when it expires or is revoked. Made by Client::lease().
      */
     class Lease {
@@ -401,6 +574,63 @@ namespace Synod {
     }
 
     /**
+     * A distributed lock with etcd's key layout (`NAME/LEASE_ID_IN_HEX`), so it excludes `etcdctl lock` and etcd's own clients on the same name. Made by Client::lock(); released when the request ends at the latest.
+     */
+    class Lock {
+        /**
+         * The lock's name.
+         *
+         * @var string
+         */
+        public readonly string $name;
+
+        public function __construct() {}
+
+        /**
+         * Waits up to `timeout` seconds (without limit when null) for the lock; false when the time ran out. True at once when already held. LockLostException when the lock's lease went away while waiting.
+         *
+         * @param float|null $timeout
+         * @return bool
+         */
+        public function acquire(?float $timeout = null): bool {}
+
+        /**
+         * While held: the create revision of the lock's key, larger with every grant of the lock; Txn::ifHeld() guards writes with it. Null when not acquired.
+         *
+         * @return int|null
+         */
+        public function fencingToken(): ?int {}
+
+        /**
+         * Asks the server whether this process still holds the lock (its key exists and is first in line).
+         *
+         * @return bool
+         */
+        public function isHeld(): bool {}
+
+        /**
+         * While held: the lock's key (`name/LEASE_ID_IN_HEX`). Null when not acquired.
+         *
+         * @return string|null
+         */
+        public function key(): ?string {}
+
+        /**
+         * Gives the lock up (nothing to do when not held). LockLostException when it had been lost meanwhile (its lease expired or was revoked), so someone else may have held it while this process thought it did.
+         *
+         * @return void
+         */
+        public function release(): void {}
+
+        /**
+         * Takes the lock only if no one holds it or waits for it; never waits.
+         *
+         * @return bool
+         */
+        public function tryAcquire(): bool {}
+    }
+
+    /**
      * One operation of a transaction: made with Op::get, Op::put or Op::delete.
      */
     class Op {
@@ -468,6 +698,14 @@ namespace Synod {
          * @return \Synod\Txn
          */
         public function ifCreateRevision(string $key, string $op, int $revision, bool $prefix = false): \Synod\Txn {}
+
+        /**
+         * Holds only while `lock` is still held by this grant (its key's create revision is the fencing token), so a holder that lost the lock cannot write; never holds when the lock is not acquired.
+         *
+         * @param \Synod\Lock $lock
+         * @return \Synod\Txn
+         */
+        public function ifHeld(\Synod\Lock $lock): \Synod\Txn {}
 
         /**
          * Compares the ID of the lease the key is attached to (0 for none).
@@ -648,4 +886,14 @@ namespace Synod\Exception {
      * The lease does not exist: it expired or was revoked.
      */
     class LeaseNotFoundException extends SynodException {}
+
+    /**
+     * A held lock was lost (its lease expired or was revoked, say while PHP was busy) and another may have taken it since; also when a waiter's lease goes while it waits.
+     */
+    class LockLostException extends SynodException {}
+
+    /**
+     * Election::proclaim() by a candidate that does not lead (never did, resigned, or lost its lease).
+     */
+    class NotLeaderException extends SynodException {}
 }

@@ -570,7 +570,7 @@ impl Client {
     pub fn with_lock(
         &self,
         name: Bytes,
-        func: ZendCallable,
+        r#fn: ZendCallable,
         timeout: Option<f64>,
         ttl: i64,
     ) -> PhpResult<Zval> {
@@ -584,7 +584,7 @@ impl Client {
             )));
         }
         let held = ZendClassObject::new(lock).into_zval(false)?;
-        let result = func.try_call(vec![&held]);
+        let result = r#fn.try_call(vec![&held]);
         // `fn` may have released the lock itself; then this does nothing.
         let released = match held.extract::<&ZendClassObject<Lock>>() {
             Some(lock) => lock.release(),

@@ -79,6 +79,7 @@ attempt('withLock while held elsewhere, timeout 0', fn() => $c->withLock($n, fn(
 attempt('withLock while held elsewhere, timeout 0.3', fn() => $c->withLock($n, fn() => 'ran', timeout: 0.3));
 $a->release();
 var_dump($c->withLock($n, fn() => 'ran', 0));
+var_dump($c->withLock(name: $n, fn: fn() => 'named', timeout: 1, ttl: 2));
 
 echo "-- fork: the child has none of the parent's locks\n";
 $a->acquire();
@@ -176,6 +177,7 @@ NULL
 withLock while held elsewhere, timeout 0: Synod\Exception\TimeoutException: lock "%s" not acquired within 0s
 withLock while held elsewhere, timeout 0.3: Synod\Exception\TimeoutException: lock "%s" not acquired within 0.3s
 string(3) "ran"
+string(5) "named"
 -- fork: the child has none of the parent's locks
 int(0)
 bool(true)
@@ -189,7 +191,7 @@ acquire(-1): ValueError: timeout must be a number of seconds in [0, 86400], -1 g
 acquire(NAN): ValueError: timeout must be a number of seconds in [0, 86400], NaN given
 acquire(x): TypeError: %s
 withLock("", fn): ValueError: the name must not be empty
-withLock(n, not callable): TypeError: %s
+withLock(n, not callable): TypeError: Invalid value given for argument `fn`.
 withLock(n, fn, -1): ValueError: timeout must be a number of seconds in [0, 86400], -1 given
 withLock(n, fn, ttl: 0): ValueError: the ttl must be positive, got 0
 txn()->ifHeld(x): TypeError: %s
