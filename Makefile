@@ -21,7 +21,7 @@ fpm:
 	php-tests/fpm/run.sh
 
 # The .phpt suite under valgrind's memcheck against synod and etcd (also run
-# by scripts/test, about 4 minutes); fails on any invalid read/write or use
+# by scripts/test, about 6 minutes); fails on any invalid read/write or use
 # of uninitialised memory.
 valgrind:
 	php-tests/valgrind.sh
