@@ -10,7 +10,9 @@
 #   b. the worker's RSS stays flat: VmRSS after 200 requests and after all of
 #      them differ by at most $RSS_SLACK_KB;
 #   c. a lock a request left held (returned without releasing, or died of a
-#      fatal error) is free at once for the next request of the same worker.
+#      fatal error) is free at once for the next request of the same worker;
+#   d. leadership won in one request lasts into the worker's next requests
+#      (longer than its TTL: kept alive in the background) until it resigns.
 # Installs nothing: scripts/setup brings php8.2-fpm and libfcgi-bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -112,6 +114,20 @@ out=$(req lock.php "step=check&name=fpm-fatal")
 echo "fpm: a lock held at a fatal error: the next request's tryAcquire(): ${out##*pid=$worker }"
 [ "$(pgrep -P "$master")" = "$worker" ] || fail "the worker was replaced during the lock requests"
 
+# d. An election won by one request is still the worker's in later ones.
+out=$(req election.php "step=campaign&name=fpm-election")
+[[ $out == *"pid=$worker LEADING"* ]] || fail "election request 1 (campaign): $out"
+sleep 6 # past the 5 s TTL: only the background keep-alive keeps it
+out=$(req election.php "step=check&name=fpm-election")
+[[ $out == *"pid=$worker LEADER value=worker-$worker"* ]] ||
+  fail "election request 2 (the next request, after the TTL): $out"
+out=$(req election.php "step=resign&name=fpm-election")
+[[ $out == *"pid=$worker RESIGNED"* ]] || fail "election request 3 (resign): $out"
+out=$(req election.php "step=check&name=fpm-election")
+[[ $out == *"pid=$worker NOT-LEADER value=none"* ]] || fail "election request 4 (after resign): $out"
+echo "fpm: leadership won in one request: still the worker's in the next one 6 s later (TTL 5 s), gone after resign()"
+
 total=$(opened)
 echo "fpm: summary: $((REQUESTS + 1)) put/get requests, connections the server saw opened: $after" \
-  "(all requests: $total), worker RSS $rss_200 kB -> $rss_end kB, locks left held: freed for the next request"
+  "(all requests: $total), worker RSS $rss_200 kB -> $rss_end kB, locks left held: freed for the next request," \
+  "leadership: kept across requests"
