@@ -5,8 +5,8 @@ use synod_proto::etcdserverpb::alarm_request::AlarmAction;
 use synod_proto::etcdserverpb::maintenance_server::Maintenance;
 use synod_proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
-    StatusRequest, StatusResponse,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -104,6 +104,21 @@ impl Maintenance for MaintenanceService {
         }
         Ok(Response::new(MoveLeaderResponse {
             header: Some(self.node.header(self.node.store.current_rev())),
+        }))
+    }
+
+    /// The hash of everything stored, for comparing members (python-etcd3's
+    /// `hash()` calls it). Like etcd's, it is meant for tests: it reads the
+    /// whole store, in a blocking thread so requests keep being served.
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.node.read_index().await?;
+        let node = self.node.clone();
+        let (hash, rev) = tokio::task::spawn_blocking(move || node.store.hash_all())
+            .await
+            .map_err(|e| EtcdError::Internal(format!("hash: {e}")))??;
+        Ok(Response::new(HashResponse {
+            header: Some(self.node.header(rev)),
+            hash,
         }))
     }
 

@@ -366,13 +366,32 @@ impl Store {
 
     /// The whole state machine as key/value pairs: the Raft snapshot.
     pub fn dump(&self) -> Result<Pairs, EtcdError> {
-        let _st = self.read();
         let mut out = Vec::new();
+        self.each_pair(|k, v| out.push((k.to_vec(), v.to_vec())))?;
+        Ok(out)
+    }
+
+    /// etcd's Maintenance.Hash: a CRC-32C of everything stored (keys at all
+    /// revisions, leases, metadata) and the revision it covers. Computed
+    /// while streaming the pairs, without copying the store.
+    pub fn hash_all(&self) -> Result<(u32, i64), EtcdError> {
+        let mut hash = 0;
+        let rev = self.each_pair(|k, v| {
+            hash = crc32c::crc32c_append(hash, k);
+            hash = crc32c::crc32c_append(hash, v);
+        })?;
+        Ok((hash, rev))
+    }
+
+    /// Visits every stored pair in key order, under the state's read lock so
+    /// no apply lands half way; returns the revision they make up.
+    fn each_pair(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<i64, EtcdError> {
+        let st = self.read();
         for item in self.tree.iter() {
             let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
+            f(&k, &v);
         }
-        Ok(out)
+        Ok(st.rev)
     }
 
     /// Replaces everything with a snapshot's content.
