@@ -6,14 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p synod -p synod-php
 EXT="$PWD/target/debug/libsynod.so"
-RUN_TESTS="$(php-config --extension-dir)/build/run-tests.php"
-[ -f "$RUN_TESTS" ] || RUN_TESTS=/usr/lib/php/$(php -r 'echo PHP_MAJOR_VERSION.".".PHP_MINOR_VERSION;')/build/run-tests.php
-[ -f "$RUN_TESTS" ] || { echo "run-tests.php not found (install php8.2-dev)" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() { stop_servers; rm -rf "$work"; }
 trap cleanup EXIT
 source scripts/lib.sh
+RUN_TESTS=$(run_tests_php)
 
 status=0
 for server in synod etcd; do

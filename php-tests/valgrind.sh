@@ -25,13 +25,12 @@ servers=("$@")
 [ ${#servers[@]} -gt 0 ] || servers=(synod etcd)
 
 cargo build -q -p synod -p synod-php
-RUN_TESTS="$(php-config --extension-dir)/build/run-tests.php"
-[ -f "$RUN_TESTS" ] || { echo "run-tests.php not found (install php8.2-dev)" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() { stop_servers; rm -rf "$work"; }
 trap cleanup EXIT
 source scripts/lib.sh
+RUN_TESTS=$(run_tests_php)
 
 # Snapshots, so that a rebuild or a test run in the checkout meanwhile does
 # not change what runs here: the extension, and the tests (run-tests.php

@@ -27,3 +27,12 @@ stop_servers() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   pids=()
 }
+
+# run_tests_php: prints the path of PHP's own run-tests.php (php8.2-dev ships it).
+run_tests_php() {
+  local p
+  p="$(php-config --extension-dir)/build/run-tests.php"
+  [ -f "$p" ] || p=/usr/lib/php/$(php -r 'echo PHP_MAJOR_VERSION.".".PHP_MINOR_VERSION;')/build/run-tests.php
+  [ -f "$p" ] || { echo "run-tests.php not found (install php8.2-dev)" >&2; return 1; }
+  echo "$p"
+}
