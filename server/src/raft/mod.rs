@@ -6,6 +6,7 @@ pub mod log_store;
 pub mod network;
 pub mod state_machine;
 pub mod types;
+pub mod wal_store;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,0 +1,669 @@
+//! The Raft log and vote in a dedicated write-ahead log (`raft-log`), so an
+//! acknowledged append costs one fdatasync of one file and nothing else.
+//!
+//! raft-log keeps every record (vote, entry, commit, truncate, purge) in
+//! CRC-checked chunk files. Its flush worker writes and fdatasyncs them on a
+//! thread of its own and calls back only after the sync, with its result; so
+//! openraft hears "flushed" exactly when the entries are on disk.
+//!
+//! What open does with a damaged log (documented by the tests below):
+//! - a record cut short at the end of the last chunk (a write torn by a crash)
+//!   is cut off, and the log ends at the last whole record;
+//! - a damaged record followed only by zeros up to the end of the file (ext4
+//!   can extend a file before its data reaches the disk) is cut off the same
+//!   way;
+//! - any other damage (a CRC mismatch with data after it) makes open fail with
+//!   an `InvalidData` error naming the chunk and offset ("crc32 checksum
+//!   mismatch: expected .., got .., while Record::decode(); when:(decode
+//!   Record at offset 890); when:(iterate ChunkId(..))"): the log is never
+//!   served past a hole, and acknowledged entries after it are not silently
+//!   dropped. The operator has to look.
+//!
+//! This relies on our codec reporting a short read as `UnexpectedEof`: raft-log
+//! cuts only on that kind (or on zeros), and refuses to open on anything else.
+// openraft's trait methods return its own (large) StorageError; helpers follow suit.
+#![allow(clippy::result_large_err)]
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftLogReader, Vote};
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use raft_log::codeq::{Decode, Encode};
+use raft_log::RaftLog;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{io_err, Entry, LogId, NodeId, StorageError, TypeConfig};
+
+/// A value stored in the WAL as a u32 length and its bincode bytes.
+///
+/// The length prefix is what makes a torn record read as `UnexpectedEof`
+/// (codeq's `Vec<u8>` decoder reports a short body so); bincode only ever sees
+/// whole bytes, so its errors really mean bad data.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bin<T>(pub T);
+
+impl<T: Serialize> Encode for Bin<T> {
+    fn encode<W: io::Write>(&self, w: W) -> Result<usize, io::Error> {
+        let bytes = bincode::serialize(&self.0).map_err(io::Error::other)?;
+        bytes.encode(w)
+    }
+}
+
+impl<T: DeserializeOwned> Decode for Bin<T> {
+    fn decode<R: io::Read>(r: R) -> Result<Self, io::Error> {
+        let bytes = Vec::<u8>::decode(r)?;
+        bincode::deserialize(&bytes)
+            .map(Bin)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// How a flush reports back: straight to openraft for appends, or to a
+/// caller that waits for the sync before returning (vote, truncate, purge).
+pub enum Done {
+    Raft(LogFlushed<TypeConfig>),
+    Wait(tokio::sync::oneshot::Sender<io::Result<()>>),
+}
+
+impl raft_log::Callback for Done {
+    fn send(self, res: Result<(), io::Error>) {
+        match self {
+            Done::Raft(cb) => cb.log_io_completed(res),
+            // The waiter gave up (its future was dropped): nobody to tell.
+            Done::Wait(tx) => {
+                let _ = tx.send(res);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WalTypes;
+
+impl raft_log::Types for WalTypes {
+    type LogId = Bin<LogId>;
+    type LogPayload = Bin<EntryPayload<TypeConfig>>;
+    type Vote = Bin<Vote<NodeId>>;
+    type Callback = Done;
+    type UserData = ();
+
+    fn log_index(log_id: &Self::LogId) -> u64 {
+        log_id.0.index
+    }
+
+    /// Only sizes the payload cache, so an estimate will do.
+    fn payload_size(payload: &Self::LogPayload) -> u64 {
+        match &payload.0 {
+            EntryPayload::Normal(batch) => prost::Message::encoded_len(&batch.0) as u64 + 16,
+            _ => 64,
+        }
+    }
+}
+
+type Log = RaftLog<WalTypes>;
+
+/// openraft's log storage on raft-log. Clones share one log: the clone handed
+/// out as the reader sees every write as soon as it is made.
+#[derive(Clone)]
+pub struct WalStore {
+    log: Arc<Mutex<Log>>,
+}
+
+fn config(dir: &Path) -> raft_log::Config {
+    let mut c = raft_log::Config::new(dir.display());
+    // Small chunks are unlinked sooner after a purge, and a chunk is what a
+    // restart replays at most beyond the purge point.
+    c.wal.chunk_max_size = Some(64 << 20);
+    // openraft 0.9 has one append in flight, so nothing else could join a
+    // batch during the default 1 ms wait: it would only add latency.
+    c.wal.flush_batch_wait = Some(Duration::ZERO);
+    // Cache misses read from disk with this buffer; records are small.
+    c.wal.read_buffer_size = Some(4 << 20);
+    // Recent entries are read back for apply and replication; older ones come
+    // from disk. The default (1 GiB, 100k entries) would dominate peak RSS.
+    c.log_cache_capacity = Some(64 << 20);
+    c.log_cache_max_items = Some(10_000);
+    c
+}
+
+/// Runs code that may block on the disk (chunk creation fsyncs the
+/// directory, a full flush queue waits for the worker) without stalling the
+/// other tasks of a multi-thread runtime's worker. A current-thread runtime
+/// (tests) cannot hand its tasks over, and there it simply runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+fn logs_err(verb: ErrorVerb, e: io::Error) -> StorageError {
+    io_err(ErrorSubject::Logs, verb, e)
+}
+
+/// An error for a request that would break the log's invariants: writing it
+/// would make the log refuse to open, so it is refused up front.
+fn invalid(subject: ErrorSubject<NodeId>, verb: ErrorVerb, msg: String) -> StorageError {
+    io_err(
+        subject,
+        verb,
+        io::Error::new(io::ErrorKind::InvalidInput, msg),
+    )
+}
+
+impl WalStore {
+    /// Opens (or creates) the log in `dir`. Fails if the log is damaged other
+    /// than at its tail; see the module comment.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir)?;
+        if created {
+            // The new directory's entry must survive a power cut too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+        }
+        let log = RaftLog::open(Arc::new(config(dir)))?;
+        Ok(WalStore {
+            log: Arc::new(Mutex::new(log)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        // raft-log checks a record before buffering it, so a panic elsewhere
+        // while the lock was held leaves it consistent.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `write`'s records durable and waits for the fdatasync.
+    async fn write_synced(
+        &self,
+        subject: ErrorSubject<NodeId>,
+        verb: ErrorVerb,
+        write: impl FnOnce(&mut Log) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        blocking(|| {
+            let mut log = self.lock();
+            write(&mut log)?;
+            log.flush(true, Some(Done::Wait(tx)))
+        })
+        .map_err(|e| io_err(subject.clone(), verb, e))?;
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the WAL's flush worker stopped")))
+            .map_err(|e| io_err(subject, verb, e))
+    }
+
+    /// Appends and reports to `done` once the entries are on disk.
+    fn append_with(&self, mut entries: Vec<Entry>, done: Done) -> Result<(), StorageError> {
+        blocking(|| {
+            let mut log = self.lock();
+            // An entry at or below the purge point is already applied and
+            // covered by the state machine; raft-log would call it a
+            // reversal. openraft itself never sends one, but its storage
+            // suite does (after get_initial_state purges up to last_applied).
+            if let Some(p) = log.log_state().purged().map(|p| p.0.index) {
+                entries.retain(|e| e.log_id.index > p);
+            }
+            let Some(first) = entries.first().map(|e| e.log_id) else {
+                // Nothing to write, but openraft still waits for the callback;
+                // going through the flush queue keeps it behind every earlier
+                // write's sync, which openraft may count as covered by it.
+                return log
+                    .flush(true, Some(done))
+                    .map_err(|e| logs_err(ErrorVerb::Write, e));
+            };
+            // raft-log would reject an entry that does not follow the last one
+            // after the entries before it were already buffered; checking the
+            // whole batch first keeps a refused append from writing half.
+            let last = log.log_state().last().map(|l| l.0);
+            let mut expect = last.map(|l| l.index + 1);
+            if last.is_some_and(|l| first <= l) {
+                return Err(invalid(
+                    ErrorSubject::Logs,
+                    ErrorVerb::Write,
+                    format!(
+                        "append of {} does not follow the last log id {:?}",
+                        first, last
+                    ),
+                ));
+            }
+            for e in &entries {
+                if expect.is_some_and(|i| i != e.log_id.index) {
+                    return Err(invalid(
+                        ErrorSubject::Logs,
+                        ErrorVerb::Write,
+                        format!("append of {} leaves a gap before it", e.log_id),
+                    ));
+                }
+                expect = Some(e.log_id.index + 1);
+            }
+            log.append(entries.into_iter().map(|e| (Bin(e.log_id), Bin(e.payload))))
+                .map_err(|e| logs_err(ErrorVerb::Write, e))?;
+            log.flush(true, Some(done))
+                .map_err(|e| logs_err(ErrorVerb::Write, e))
+        })
+    }
+
+    #[cfg(test)]
+    async fn append_wait(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.append_with(entries, Done::Wait(tx))?;
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("the WAL's flush worker stopped")))
+            .map_err(|e| logs_err(ErrorVerb::Write, e))
+    }
+}
+
+fn index_range<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.saturating_add(1),
+        Bound::Excluded(&i) => i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for WalStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let (start, end) = index_range(&range);
+        // raft-log's read is a BTreeMap range, which panics on start > end.
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Entries no longer cached are read from their chunk file.
+        blocking(|| {
+            let log = self.lock();
+            log.read(start, end)
+                .map(|r| {
+                    r.map(|(id, payload)| Entry {
+                        log_id: id.0,
+                        payload: payload.0,
+                    })
+                })
+                .collect::<io::Result<Vec<_>>>()
+        })
+        .map_err(|e| logs_err(ErrorVerb::Read, e))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for WalStore {
+    type LogReader = WalStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let log = self.lock();
+        let st = log.log_state();
+        // raft-log moves `last` up to `purged` when a purge passes it, as
+        // openraft wants last_log_id to be.
+        Ok(LogState {
+            last_purged_log_id: st.purged().map(|l| l.0),
+            last_log_id: st.last().map(|l| l.0),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+        // openraft only moves its vote forward, by the same partial order
+        // raft-log checks; a vote raft-log refuses (VoteReversal) means a bug
+        // above us, and storing it would break Raft's safety, so it is an
+        // error.
+        let vote = *vote;
+        self.write_synced(ErrorSubject::Vote, ErrorVerb::Write, move |log| {
+            log.save_vote(Bin(vote)).map(|_| ())
+        })
+        .await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
+        Ok(self.lock().log_state().vote().map(|v| v.0))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let Some(c) = committed else { return Ok(()) };
+        blocking(|| {
+            let mut log = self.lock();
+            let st = log.log_state();
+            // The commit point is a hint for restart (losing it only means
+            // re-learning it), so it is not synced: the next append's sync
+            // carries it. raft-log refuses one beyond the last entry
+            // (CommitBeyondLast) or behind the stored one; neither is worth a
+            // record, and neither may become a fatal error.
+            if Some(&Bin(c)) > st.last() || Some(&Bin(c)) <= st.committed() {
+                return Ok(());
+            }
+            log.commit(Bin(c)).map(|_| ())
+        })
+        .map_err(|e| logs_err(ErrorVerb::Write, e))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.lock().log_state().committed().map(|c| c.0))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        // The callback runs on the flush thread after the fdatasync, with its
+        // result: openraft counts the entries as persisted only then.
+        self.append_with(entries.into_iter().collect(), Done::Raft(callback))
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let index = {
+            let log = self.lock();
+            let st = log.log_state();
+            let Some(last) = st.last().map(|l| l.0) else {
+                return Ok(());
+            };
+            // Entries at or below the purge point are already gone, so
+            // "from `index` on" means every entry still held.
+            let from = match st.purged() {
+                Some(p) if log_id.index <= p.0.index => p.0.index + 1,
+                _ => log_id.index,
+            };
+            if from > last.index {
+                return Ok(());
+            }
+            // Committed entries are never truncated by a correct Raft; raft-log
+            // refuses (TruncateCommitted) and so do we, before writing anything.
+            if let Some(c) = st.committed().filter(|c| c.0.index >= from) {
+                return Err(invalid(
+                    ErrorSubject::Logs,
+                    ErrorVerb::Delete,
+                    format!(
+                        "truncating from index {from} would remove committed entry {}",
+                        c.0
+                    ),
+                ));
+            }
+            from
+        };
+        self.write_synced(ErrorSubject::Logs, ErrorVerb::Delete, move |log| {
+            log.truncate(index).map(|_| ())
+        })
+        .await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let purged = self.lock().log_state().purged().map(|p| p.0);
+        if purged.is_some_and(|p| log_id.index <= p.index) {
+            return Ok(());
+        }
+        // raft-log unlinks the chunks this frees only after the purge record
+        // is synced, so a crash never finds entries missing below an
+        // unrecorded purge point.
+        self.write_synced(ErrorSubject::Logs, ErrorVerb::Delete, move |log| {
+            log.purge(Bin(log_id)).map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use openraft::testing::{StoreBuilder, Suite};
+    use openraft::{CommittedLeaderId, RaftLogReader};
+    use synod_proto::synodpb;
+
+    use super::*;
+    use crate::mvcc::Store;
+    use crate::raft::state_machine::StateMachine;
+    use crate::raft::types::Proto;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, WalStore, StateMachine, tempfile::TempDir> for Builder {
+        async fn build(&self) -> Result<(tempfile::TempDir, WalStore, StateMachine), StorageError> {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let db = sled::Config::new()
+                .path(dir.path().join("db"))
+                .open()
+                .expect("sled");
+            let store = Store::open(db.open_tree("sm").expect("tree")).expect("store");
+            let wal = WalStore::open(&dir.path().join("wal")).expect("wal");
+            Ok((dir, wal, StateMachine::new(Arc::new(store))))
+        }
+    }
+
+    #[test]
+    fn openraft_storage_suite() {
+        // The suite's own log names the step that failed, shown on failure.
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        Suite::test_all(Builder).expect("openraft's storage suite");
+    }
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    fn entry(term: u64, index: u64) -> Entry {
+        let batch = synodpb::Batch {
+            requests: vec![synodpb::Request {
+                op: Some(synodpb::request::Op::Put(
+                    synod_proto::etcdserverpb::PutRequest {
+                        key: format!("key-{index}").into_bytes(),
+                        value: vec![index as u8; 40],
+                        ..Default::default()
+                    },
+                )),
+            }],
+        };
+        Entry {
+            log_id: log_id(term, index),
+            payload: EntryPayload::Normal(Proto(batch)),
+        }
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        range.map(|i| entry(1, i)).collect()
+    }
+
+    /// The chunk file holding the newest records.
+    fn last_chunk(dir: &Path) -> PathBuf {
+        let mut chunks: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
+        chunks.sort();
+        chunks.pop().expect("a chunk file")
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() != "LOCK" {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    async fn read_all(s: &mut WalStore) -> Vec<Entry> {
+        s.try_get_log_entries(..).await.unwrap()
+    }
+
+    fn same(a: &[Entry], b: &[Entry]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.log_id == y.log_id
+                    && bincode::serialize(&x.payload).unwrap()
+                        == bincode::serialize(&y.payload).unwrap()
+            })
+    }
+
+    #[tokio::test]
+    async fn reopen_returns_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let vote = Vote::new_committed(3, 1);
+        {
+            let mut s = WalStore::open(dir.path()).unwrap();
+            s.save_vote(&vote).await.unwrap();
+            s.append_wait(entries(1..=20)).await.unwrap();
+            s.truncate(log_id(1, 16)).await.unwrap();
+            s.append_wait(vec![entry(3, 16), entry(3, 17)])
+                .await
+                .unwrap();
+            s.save_committed(Some(log_id(3, 16))).await.unwrap();
+            s.purge(log_id(1, 4)).await.unwrap();
+            // A commit point is synced by the next durable write.
+            s.save_vote(&vote).await.unwrap();
+        }
+        let mut s = WalStore::open(dir.path()).unwrap();
+        assert_eq!(s.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(s.read_committed().await.unwrap(), Some(log_id(3, 16)));
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_purged_log_id, Some(log_id(1, 4)));
+        assert_eq!(st.last_log_id, Some(log_id(3, 17)));
+        let got = read_all(&mut s).await;
+        let mut want = entries(5..=15);
+        want.extend([entry(3, 16), entry(3, 17)]);
+        assert!(same(&got, &want));
+    }
+
+    #[tokio::test]
+    async fn invariant_breaking_requests_are_skipped_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = WalStore::open(dir.path()).unwrap();
+        s.append_wait(entries(1..=5)).await.unwrap();
+        // Beyond the last entry: not recorded, not an error.
+        s.save_committed(Some(log_id(1, 9))).await.unwrap();
+        assert_eq!(s.read_committed().await.unwrap(), None);
+        s.save_committed(Some(log_id(1, 3))).await.unwrap();
+        // Behind the stored one: ignored.
+        s.save_committed(Some(log_id(1, 2))).await.unwrap();
+        assert_eq!(s.read_committed().await.unwrap(), Some(log_id(1, 3)));
+        // Truncating past the end or purging behind the purge point: no-ops.
+        s.truncate(log_id(1, 9)).await.unwrap();
+        s.purge(log_id(1, 1)).await.unwrap();
+        s.purge(log_id(1, 1)).await.unwrap();
+        // An entry already purged (applied): nothing to write.
+        s.append_wait(vec![entry(1, 1)]).await.unwrap();
+        // A gap or a repeat is refused, and nothing of it is written.
+        assert!(s.append_wait(vec![entry(1, 7)]).await.is_err());
+        assert!(s.append_wait(vec![entry(1, 5)]).await.is_err());
+        assert!(s.append_wait(vec![entry(1, 6), entry(1, 8)]).await.is_err());
+        // Committed entries are not truncated.
+        assert!(s.truncate(log_id(1, 3)).await.is_err());
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_log_id, Some(log_id(1, 5)));
+        // A vote never moves backwards.
+        s.save_vote(&Vote::new(5, 1)).await.unwrap();
+        assert!(s.save_vote(&Vote::new(4, 1)).await.is_err());
+        s.truncate(log_id(1, 4)).await.unwrap();
+        drop(s);
+        let mut s = WalStore::open(dir.path()).unwrap();
+        assert!(same(&read_all(&mut s).await, &entries(2..=3)));
+    }
+
+    /// Writes entries 1..=9, then 10 on its own, and returns the last chunk
+    /// and the byte range entry 10's record occupies in it.
+    async fn write_log(dir: &Path) -> (PathBuf, u64, u64) {
+        let s = WalStore::open(dir).unwrap();
+        s.append_wait(entries(1..=9)).await.unwrap();
+        let chunk = last_chunk(dir);
+        let before = std::fs::metadata(&chunk).unwrap().len();
+        s.append_wait(vec![entry(1, 10)]).await.unwrap();
+        assert_eq!(last_chunk(dir), chunk);
+        let after = std::fs::metadata(&chunk).unwrap().len();
+        drop(s);
+        (chunk, before, after)
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_record_is_cut_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chunk, start, end) = write_log(dir.path()).await;
+        assert!(end > start + 40, "the record holds the payload");
+        for cut in start..end {
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(dir.path(), copy.path());
+            let torn = copy.path().join(chunk.file_name().unwrap());
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&torn)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+            let mut s = WalStore::open(copy.path())
+                .unwrap_or_else(|e| panic!("open with the tail cut at {cut}: {e}"));
+            let st = s.get_log_state().await.unwrap();
+            assert_eq!(st.last_log_id, Some(log_id(1, 9)), "cut at {cut}");
+            assert!(same(&read_all(&mut s).await, &entries(1..=9)));
+            // The log goes on from the last whole record.
+            s.append_wait(vec![entry(2, 10)]).await.unwrap();
+            drop(s);
+            let mut s = WalStore::open(copy.path()).unwrap();
+            let got = read_all(&mut s).await;
+            assert_eq!(got.last().unwrap().log_id, log_id(2, 10), "cut at {cut}");
+        }
+        // Untouched, all ten entries are there.
+        let mut s = WalStore::open(dir.path()).unwrap();
+        assert!(same(&read_all(&mut s).await, &entries(1..=10)));
+    }
+
+    #[tokio::test]
+    async fn a_zeroed_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chunk, start, end) = write_log(dir.path()).await;
+        // The last record's bytes lost and the file extended with zeros, as
+        // ext4 data=writeback can leave it.
+        let mut bytes = std::fs::read(&chunk).unwrap();
+        bytes[start as usize..end as usize].fill(0);
+        bytes.extend(std::iter::repeat_n(0u8, 4096));
+        std::fs::write(&chunk, &bytes).unwrap();
+        let mut s = WalStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 9))
+        );
+        assert!(same(&read_all(&mut s).await, &entries(1..=9)));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_in_the_middle_fails_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chunk, start, _) = write_log(dir.path()).await;
+        // A byte inside entry 9's record, with entry 10 whole after it.
+        let mut bytes = std::fs::read(&chunk).unwrap();
+        bytes[start as usize - 20] ^= 0x40;
+        std::fs::write(&chunk, &bytes).unwrap();
+        let err = match WalStore::open(dir.path()) {
+            Ok(_) => panic!("a log with a hole must not open"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        // e.g. "crc32 checksum mismatch: expected 876678ad, got b705cf5d, while
+        // Record::decode(); when:(decode Record at offset 890); when:(iterate
+        // ChunkId(00_000_000_000_000_000_000))"
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    }
+}
