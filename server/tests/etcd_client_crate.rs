@@ -59,7 +59,7 @@ async fn lock_and_unlock() {
                 .is_err()
         ));
         c.unlock(k1).await.unwrap();
-        let k2 = timeout(Duration::from_secs(5), waiter)
+        let k2 = timeout(Duration::from_secs(15), waiter)
             .await
             .unwrap()
             .unwrap()
@@ -130,7 +130,7 @@ async fn election_round() {
         c.resign(Some(ResignOptions::new().with_leader(first.clone())))
             .await
             .unwrap();
-        let next = timeout(Duration::from_secs(5), second)
+        let next = timeout(Duration::from_secs(15), second)
             .await
             .unwrap()
             .unwrap()
@@ -141,7 +141,7 @@ async fn election_round() {
             next.key() == format!("pool/{l2:x}").as_bytes()
         ));
         for _ in 0..3 {
-            let r = timeout(Duration::from_secs(5), observe.message())
+            let r = timeout(Duration::from_secs(15), observe.message())
                 .await
                 .unwrap()
                 .unwrap()

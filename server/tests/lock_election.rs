@@ -196,7 +196,7 @@ async fn lock_waits_wakes_and_ends_with_the_lease() {
             format!("a holds {}", String::from_utf8_lossy(&key_a)) == format!("a holds L/{la:x}"),
         );
         // Same lease again: the same acquisition, at once.
-        let again = timeout(Duration::from_secs(2), c.acquire("L", la)).await;
+        let again = timeout(Duration::from_secs(10), c.acquire("L", la)).await;
         seen.push(again.as_deref() == Ok(&key_a[..]));
 
         // B waits while A holds, and gets the lock when A unlocks.
@@ -204,7 +204,7 @@ async fn lock_waits_wakes_and_ends_with_the_lease() {
         let mut b = tokio::spawn(async move { cb.acquire("L", lb).await });
         seen.push(timeout(Duration::from_millis(500), &mut b).await.is_err());
         c.unlock(&key_a).await;
-        let key_b = timeout(Duration::from_secs(5), b).await.unwrap().unwrap();
+        let key_b = timeout(Duration::from_secs(15), b).await.unwrap().unwrap();
         seen.push(key_b == format!("L/{lb:x}").into_bytes());
 
         // C waits behind B; revoking B's lease frees the lock for C.
@@ -217,7 +217,7 @@ async fn lock_waits_wakes_and_ends_with_the_lease() {
                 .is_err(),
         );
         c.revoke(lb).await;
-        let key_c = timeout(Duration::from_secs(5), waiter)
+        let key_c = timeout(Duration::from_secs(15), waiter)
             .await
             .unwrap()
             .unwrap();
@@ -262,7 +262,7 @@ async fn a_waiter_whose_lease_ends_is_refused() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!b.is_finished());
     c.revoke(lb).await;
-    let r = timeout(Duration::from_secs(5), &mut b)
+    let r = timeout(Duration::from_secs(15), &mut b)
         .await
         .expect("the wait ends with the lease")
         .unwrap();
@@ -292,7 +292,7 @@ async fn a_waiter_whose_lease_ends_is_refused() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!cand.is_finished());
     c.revoke(lc).await;
-    let r = timeout(Duration::from_secs(5), &mut cand)
+    let r = timeout(Duration::from_secs(15), &mut cand)
         .await
         .unwrap()
         .unwrap();
@@ -444,7 +444,7 @@ async fn election_campaign_leader_proclaim_resign_observe() {
         })
         .await
         .unwrap();
-        let b = timeout(Duration::from_secs(5), b)
+        let b = timeout(Duration::from_secs(15), b)
             .await
             .unwrap()
             .unwrap()
@@ -458,7 +458,7 @@ async fn election_campaign_leader_proclaim_resign_observe() {
 
         // The observer saw a, a2, b in order.
         for _ in 0..3 {
-            let v = timeout(Duration::from_secs(5), observed.recv())
+            let v = timeout(Duration::from_secs(15), observed.recv())
                 .await
                 .unwrap()
                 .unwrap();
@@ -467,7 +467,7 @@ async fn election_campaign_leader_proclaim_resign_observe() {
         // Campaigning again with the same lease and another value
         // proclaims it and answers at once.
         let again = timeout(
-            Duration::from_secs(2),
+            Duration::from_secs(10),
             el.campaign(CampaignRequest {
                 name: "E1".into(),
                 lease: lb,
@@ -482,7 +482,7 @@ async fn election_campaign_leader_proclaim_resign_observe() {
             "again rev same {}",
             again.leader.unwrap().rev == leader_b.rev
         ));
-        let v = timeout(Duration::from_secs(5), observed.recv())
+        let v = timeout(Duration::from_secs(15), observed.recv())
             .await
             .unwrap()
             .unwrap();
@@ -536,16 +536,18 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> Child {
 }
 
 /// Waits until `child` has printed a first line on stdout and returns it.
+/// The rest is read (and dropped) until the child ends: a closed pipe would
+/// kill etcdctl with SIGPIPE on its next line, before it could unlock.
 async fn first_line(child: &mut Child) -> String {
     use std::io::{BufRead, BufReader};
     let out = child.stdout.take().unwrap();
-    tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(out).read_line(&mut line).unwrap();
-        line.trim().to_string()
-    })
-    .await
-    .unwrap()
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(out).lines().map_while(Result::ok);
+        let _ = tx.send(lines.next().unwrap_or_default().trim().to_string());
+        lines.for_each(drop);
+    });
+    rx.await.unwrap_or_default()
 }
 
 fn interrupt(child: &mut Child) {
@@ -572,7 +574,7 @@ async fn etcdctl_lock_and_our_lock_exclude_each_other() {
                 .is_err(),
         );
         interrupt(&mut held);
-        let key = timeout(Duration::from_secs(5), ours)
+        let key = timeout(Duration::from_secs(15), ours)
             .await
             .unwrap()
             .unwrap();
@@ -585,7 +587,7 @@ async fn etcdctl_lock_and_our_lock_exclude_each_other() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         seen.push(!line.is_finished());
         c3.unlock(&key).await;
-        let got = timeout(Duration::from_secs(5), line)
+        let got = timeout(Duration::from_secs(15), line)
             .await
             .unwrap()
             .unwrap();
