@@ -20,8 +20,8 @@ test:
 fpm:
 	php-tests/fpm/run.sh
 
-# The .phpt suite under valgrind's memcheck against synod and etcd (also run
-# by scripts/test, about 6 minutes); fails on any invalid read/write or use
+# The .phpt suite under valgrind's memcheck against synod and etcd (about 7
+# minutes, so not part of `make test`); fails on any invalid read/write or use
 # of uninitialised memory.
 valgrind:
 	php-tests/valgrind.sh
