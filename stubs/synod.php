@@ -21,6 +21,14 @@ namespace Synod {
         public function __construct(mixed $endpoints, ?float $connect_timeout = null, ?float $request_timeout = null, ?string $username = null, ?string $password = null) {}
 
         /**
+         * The names of the direct children of `path` (ZooKeeper's getChildren()), sorted: 'x' for the key "$path/x", and also for keys under "$path/x/" when "$path/x" itself does not exist; never deeper names. Read at one revision.
+         *
+         * @param string $path
+         * @return array
+         */
+        public function children(string $path): array {}
+
+        /**
          * Discards history before `revision` (reads below it fail with CompactedException).
          *
          * @param int $revision
@@ -48,6 +56,16 @@ namespace Synod {
          * @return int
          */
         public function countPrefix(string $prefix, bool $serializable = false): int {}
+
+        /**
+         * Creates "$prefix" followed by a ten-digit, zero-padded number (ZooKeeper's sequential nodes) with `value`, on `lease` when given, and returns the key. Numbers increase in creation order across all creators and are never reused.
+         *
+         * @param string $prefix
+         * @param string $value
+         * @param int|null $lease
+         * @return string
+         */
+        public function createSequential(string $prefix, string $value, ?int $lease = null): string {}
 
         /**
          * Deletes `key` and returns how many keys were deleted (0 or 1).
@@ -80,6 +98,14 @@ namespace Synod {
          * @return \Synod\Election
          */
         public function election(string $name, int $ttl = 10): \Synod\Election {}
+
+        /**
+         * Whether `key` exists (ZooKeeper's exists(); a key with keys under it but no value of its own does not).
+         *
+         * @param string $key
+         * @return bool
+         */
+        public function exists(string $key): bool {}
 
         /**
          * The value of `key`, or null when it does not exist. With `serializable`, the member answers from its own copy without asking the leader: faster, possibly stale.
@@ -151,7 +177,7 @@ namespace Synod {
         public function getPrefixKeyValues(string $prefix, ?int $limit = null, ?string $sort = null, ?int $revision = null, bool $serializable = false): array {}
 
         /**
-         * The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
+         * The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch, nor exists(), children() or createSequential()); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
          *
          * @return int|null
          */

@@ -24,6 +24,7 @@ use synod_client::pb::{
     LeaseTimeToLiveResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
     ResponseHeader, StatusResponse, TxnRequest, TxnResponse,
 };
+use synod_client::recipes;
 
 use crate::args;
 use crate::election::Election;
@@ -314,7 +315,7 @@ impl Client {
         })
     }
 
-    /// The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
+    /// The store revision the last answer to this Client was served at (any call that reached the server, and commit() of a Txn it made; not calls on a Lease or Watch, nor exists(), children() or createSequential()); null before any, unchanged by a failed call. After a read, watching from lastRevision() + 1 misses no change and repeats none.
     pub fn last_revision(&self) -> Option<i64> {
         self.last.get()
     }
@@ -557,6 +558,41 @@ impl Client {
         let w = runtime::block_on(async move { c.watch(opts).await })?;
         self.last.set(w.created_revision);
         Ok(Watch::new(w))
+    }
+
+    /// Whether `key` exists (ZooKeeper's exists(); a key with keys under it but no value of its own does not).
+    pub fn exists(&self, key: Bytes) -> PhpResult<bool> {
+        let c = self.core()?;
+        runtime::block_on(async move { recipes::exists(&c, &key).await })
+    }
+
+    /// The names of the direct children of `path` (ZooKeeper's getChildren()), sorted: 'x' for the key "$path/x", and also for keys under "$path/x/" when "$path/x" itself does not exist; never deeper names. Read at one revision.
+    pub fn children(&self, path: Bytes) -> PhpResult<Vec<Binary<u8>>> {
+        let c = self.core()?;
+        let names = runtime::block_on(async move { recipes::children(&c, &path).await })?;
+        Ok(names.into_iter().map(Binary::from).collect())
+    }
+
+    /// Creates "$prefix" followed by a ten-digit, zero-padded number (ZooKeeper's sequential nodes) with `value`, on `lease` when given, and returns the key. Numbers increase in creation order across all creators and are never reused.
+    pub fn create_sequential(
+        &self,
+        prefix: Bytes,
+        value: Bytes,
+        lease: Option<i64>,
+    ) -> PhpResult<Binary<u8>> {
+        let lease = match lease {
+            Some(0) => {
+                return Err(value_error(
+                    "lease 0 is no lease; pass null for none".into(),
+                ))
+            }
+            l => l.unwrap_or(0),
+        };
+        let c = self.core()?;
+        let key = runtime::block_on(async move {
+            recipes::create_sequential(&c, &prefix, &value, lease).await
+        })?;
+        Ok(Binary::from(key))
     }
 
     /// A lock on `name` (not taken yet: call acquire() or tryAcquire()). Its lease of `ttl` seconds is granted at acquire and kept alive in the background while held; it is released by release(), when the object goes away, or when the request ends.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use synod_client::pb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
-use synod_client::recipes::{Election, LeaderChange, Lock, Observer, NOT_LEADER, SESSION_EXPIRED};
+use synod_client::recipes::{
+    self, Election, LeaderChange, Lock, Observer, NOT_LEADER, SESSION_EXPIRED,
+};
 use synod_client::{prefix_end, Client, Error, Options};
 use tokio::task::JoinHandle;
 
@@ -466,4 +468,91 @@ fn election_leader_lost_with_its_lease() {
         let seen = next_change(&mut observer).await;
         assert_eq!(seen.leader, None);
     });
+}
+
+#[test]
+fn sequential_keys_follow_creation_order_across_creators() {
+    on_synod_and_etcd(|_, endpoint| async move {
+        const TASKS: usize = 8;
+        const EACH: usize = 20;
+        let prefix = b"seq/job-".to_vec();
+        let mut tasks = Vec::new();
+        for _ in 0..TASKS {
+            let (c, prefix) = (client(&endpoint), prefix.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..EACH {
+                    recipes::create_sequential(&c, &prefix, b"v", 0)
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            finishes(t, Duration::from_secs(60)).await;
+        }
+        let c = client(&endpoint);
+        let resp = c
+            .range(RangeRequest {
+                key: prefix.clone(),
+                range_end: prefix_end(&prefix),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(resp.kvs.len(), TASKS * EACH);
+        // The order the server created them in is the order of their names:
+        // what ZooKeeper's "lowest number first" recipes rely on.
+        let mut by_creation = resp.kvs.clone();
+        by_creation.sort_by_key(|kv| kv.create_revision);
+        let names: Vec<_> = by_creation.iter().map(|kv| kv.key.clone()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        // Ten digits after the prefix.
+        let suffix = &names[0][prefix.len()..];
+        assert_eq!(suffix.len(), 10);
+        assert!(suffix.iter().all(u8::is_ascii_digit));
+    });
+}
+
+#[test]
+fn children_skip_subtrees_and_see_one_revision() {
+    on_synod_and_etcd(|c, _| async move {
+        let mut ops = Vec::new();
+        for k in ["a", "b/1", "b/2/3", "c-1", "c"] {
+            ops.push(put(format!("tree/{k}").as_bytes(), b"v"));
+        }
+        txn(&c, ops).await;
+        // Subtrees bigger than a page, around a plain child.
+        for sub in ["big", "huge"] {
+            for chunk in 0..10 {
+                let ops = (0..100)
+                    .map(|i| put(format!("tree/{sub}/{chunk}/{i}").as_bytes(), b"v"))
+                    .collect();
+                txn(&c, ops).await;
+            }
+        }
+        txn(&c, vec![put(b"tree/d", b"v"), put(b"treetop", b"v")]).await;
+        let names = recipes::children(&c, b"tree").await.unwrap();
+        let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
+        assert_eq!(names, ["a", "b", "big", "c", "c-1", "d", "huge"]);
+        assert!(recipes::exists(&c, b"tree/a").await.unwrap());
+        assert!(!recipes::exists(&c, b"tree/b").await.unwrap());
+        assert!(matches!(
+            recipes::children(&c, b"").await,
+            Err(Error::InvalidArgument(_))
+        ));
+    });
+}
+
+async fn txn(c: &Client, success: Vec<RequestOp>) {
+    let resp = c
+        .txn(TxnRequest {
+            compare: vec![],
+            success,
+            failure: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(resp.succeeded);
 }

@@ -7,6 +7,7 @@
 
 mod election;
 mod lock;
+mod zookeeper;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub use election::{Election, LeaderChange, Observer};
 pub use lock::Lock;
 use tokio::time::Instant;
+pub use zookeeper::{children, create_sequential, exists};
 
 use crate::pb::{
     compare, range_request, request_op, Compare, DeleteRangeRequest, PutRequest, RangeRequest,
