@@ -31,6 +31,7 @@ use crate::election::Election;
 use crate::errors;
 use crate::lease::Lease;
 use crate::lock::Lock;
+use crate::mirror::Mirror;
 use crate::runtime::{self, Conn};
 use crate::txn::{key_range, value_error, Txn};
 use crate::values::KeyValue;
@@ -131,7 +132,7 @@ fn endpoint_list(endpoints: &Zval) -> PhpResult<Vec<String>> {
 /// Keys and values as a PHP array `key => value`. Keys are raw bytes; a
 /// key that reads as a decimal integer becomes an integer key, as it would
 /// in `$a[$key] = ...`, so that `$a[$key]` finds it.
-pub struct KeyMap(Vec<(Vec<u8>, Vec<u8>)>);
+pub struct KeyMap(pub Vec<(Vec<u8>, Vec<u8>)>);
 
 fn integer_key(k: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(k).ok()?;
@@ -558,6 +559,11 @@ impl Client {
         let w = runtime::block_on(async move { c.watch(opts).await })?;
         self.last.set(w.created_revision);
         Ok(Watch::new(w))
+    }
+
+    /// This process's copy of every key under `prefix`, loaded at one revision and kept fresh by a background watch: reads without a server round trip. Loaded on the first call in the process; later calls, in this request or later ones, return the same copy.
+    pub fn mirror(&self, prefix: Bytes) -> PhpResult<Mirror> {
+        Mirror::new(&self.conn, &prefix)
     }
 
     /// Whether `key` exists (ZooKeeper's exists(); a key with keys under it but no value of its own does not).

@@ -10,6 +10,7 @@ mod election;
 mod errors;
 mod lease;
 mod lock;
+mod mirror;
 mod runtime;
 mod txn;
 mod values;
@@ -38,5 +39,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<election::LeaderChange>()
         .class::<election::LeaderObserver>()
         .class::<election::Election>()
+        .class::<mirror::Mirror>()
         .class::<client::Client>()
 }

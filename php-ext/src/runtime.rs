@@ -34,6 +34,9 @@ struct State {
     /// objects and the request: a long-running worker leads until it
     /// resigns or exits.
     elections: HashMap<(String, Vec<u8>), recipes::Election>,
+    /// Mirrors by (client key, prefix): loaded once, then read by every
+    /// request of the process without a server round trip.
+    mirrors: HashMap<MirrorKey, Arc<recipes::Mirror>>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -61,6 +64,7 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
             locks: HashMap::new(),
             next_lock: 0,
             elections: HashMap::new(),
+            mirrors: HashMap::new(),
         });
     }
     match guard.as_mut() {
@@ -318,6 +322,23 @@ pub fn with_election<T>(
     op: impl AsyncFnOnce(&mut recipes::Election) -> T,
 ) -> PhpResult<T> {
     with_recipe(elections, (conn.key(), name.to_vec()), make, op)
+}
+
+/// Identifies a mirror in the registry: the client core's key and the prefix.
+pub type MirrorKey = (String, Vec<u8>);
+
+/// This process's mirror `key` (see `MirrorKey`), loaded (blocking) on
+/// first use. A child of fork loads its own.
+pub fn mirror(conn: &Conn, key: &MirrorKey) -> PhpResult<Arc<recipes::Mirror>> {
+    let (runtime, found) = with_state(|s| Ok((s.runtime.clone(), s.mirrors.get(key).cloned())))?;
+    if let Some(m) = found {
+        return Ok(m);
+    }
+    let client = conn.client()?;
+    // Not under the state's lock: loading waits for the server.
+    let loaded = runtime.block_on(recipes::Mirror::start(client, key.1.clone()));
+    let m = Arc::new(loaded.map_err(to_php)?);
+    with_state(|s| Ok(s.mirrors.entry(key.clone()).or_insert(m).clone()))
 }
 
 /// How long request shutdown may spend revoking leases, all of them together.

@@ -1,20 +1,25 @@
-//! The lock and election recipes against real servers: the same code on
-//! synod and on etcd, and against etcd's own `etcdctl lock`, which shares
-//! the key layout and so must exclude us and be excluded by us.
+//! The recipes against real servers: the same code on synod and on etcd.
+//! Locks and elections also against etcd's own `etcdctl lock`, which shares
+//! the key layout and so must exclude us and be excluded by us; then the
+//! ZooKeeper-style helpers and the mirror.
 
 mod common;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use synod_client::pb::{request_op, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use synod_client::pb::{
+    request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
 use synod_client::recipes::{
-    self, Election, LeaderChange, Lock, Observer, NOT_LEADER, SESSION_EXPIRED,
+    self, Election, LeaderChange, Lock, Mirror, Observer, NOT_LEADER, SESSION_EXPIRED,
 };
 use synod_client::{prefix_end, Client, Error, Options};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Runs `check` against a fresh synod, then a fresh etcd.
@@ -555,4 +560,213 @@ async fn txn(c: &Client, success: Vec<RequestOp>) {
         .await
         .unwrap();
     assert!(resp.succeeded);
+}
+
+fn client_with(endpoint: &str, request_timeout: Duration) -> Client {
+    let opts = Options {
+        request_timeout,
+        connect_timeout: Duration::from_millis(500),
+        ..Options::default()
+    };
+    Client::new(&[endpoint], opts).unwrap()
+}
+
+async fn put_kv(c: &Client, key: &str, value: &str) -> i64 {
+    let resp = c
+        .put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    resp.header.unwrap().revision
+}
+
+async fn delete_key(c: &Client, key: &str) -> i64 {
+    let resp = c
+        .delete(DeleteRangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    resp.header.unwrap().revision
+}
+
+// The mirror: it follows changes, waits for one's own writes (also writes
+// outside the prefix), and loads itself again after a connection loss it
+// could not bridge and after the history it needed was compacted. `Proxy`
+// stands between the mirror and the server so a test can cut the connection.
+
+/// What the server holds under `prefix`, sorted by key.
+async fn server_copy(c: &Client, prefix: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let resp = c
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: prefix_end(prefix.as_bytes()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    resp.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+const SOON: Option<Duration> = Some(Duration::from_secs(10));
+
+#[test]
+fn mirror_loads_follows_and_reads_own_writes() {
+    on_synod_and_etcd(|c, _| async move {
+        // More than a page, so the load pages at one revision.
+        for i in 0..1500 {
+            put_kv(&c, &format!("cfg/{i:04}"), &format!("v{i}")).await;
+        }
+        put_kv(&c, "cfh/outside", "not mirrored").await;
+        let m = Mirror::start(c.clone(), "cfg/").await.unwrap();
+        assert_eq!(m.len(), 1500);
+        assert_eq!(m.get(b"cfg/0042").unwrap(), Some(b"v42".to_vec()));
+        assert!(matches!(
+            m.get(b"cfh/outside"),
+            Err(Error::InvalidArgument(_))
+        ));
+
+        let rev = put_kv(&c, "cfg/0042", "changed").await;
+        assert!(m.wait_for(rev, SOON).await);
+        assert_eq!(m.get(b"cfg/0042").unwrap(), Some(b"changed".to_vec()));
+        assert_eq!(m.revision(), rev);
+        let rev = delete_key(&c, "cfg/0000").await;
+        assert!(m.wait_for(rev, SOON).await);
+        assert_eq!(m.get(b"cfg/0000").unwrap(), None);
+
+        // A write elsewhere moves no event here; the mirror asks the server
+        // whether anything under the prefix changed up to it.
+        let rev = put_kv(&c, "elsewhere", "x").await;
+        assert!(m.wait_for(rev, SOON).await);
+        assert!(m.revision() >= rev);
+        // A revision no one wrote yet: false after the timeout.
+        let ahead = m.revision() + 100;
+        assert!(!m.wait_for(ahead, Some(Duration::from_millis(300))).await);
+
+        assert_eq!(m.all(), server_copy(&c, "cfg/").await);
+        assert_eq!(m.loads(), 1);
+        assert!(matches!(
+            Mirror::start(c.clone(), "").await,
+            Err(Error::InvalidArgument(_))
+        ));
+    });
+}
+
+#[test]
+fn mirror_reloads_after_a_compaction_it_missed() {
+    on_synod_and_etcd(|c, endpoint| async move {
+        let proxy = Proxy::start(&endpoint).await;
+        // A request timeout long enough for the watch to come back through
+        // the proxy after the cut, and find its history compacted.
+        let through = client_with(&proxy.endpoint(), Duration::from_secs(10));
+        put_kv(&c, "cmp/a", "1").await;
+        put_kv(&c, "cmp/b", "1").await;
+        let m = Mirror::start(through, "cmp/").await.unwrap();
+
+        proxy.cut();
+        put_kv(&c, "cmp/a", "2").await;
+        delete_key(&c, "cmp/b").await;
+        let rev = put_kv(&c, "cmp/c", "3").await;
+        c.compact(rev, true).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proxy.restore().await;
+
+        assert!(m.wait_for(rev, SOON).await, "the mirror did not catch up");
+        assert_eq!(m.all(), server_copy(&c, "cmp/").await);
+        assert_eq!(m.loads(), 2, "a compacted watch must reload the copy");
+        // And it follows changes again afterwards.
+        let rev = put_kv(&c, "cmp/d", "4").await;
+        assert!(m.wait_for(rev, SOON).await);
+        assert_eq!(m.get(b"cmp/d").unwrap(), Some(b"4".to_vec()));
+    });
+}
+
+#[test]
+fn mirror_reloads_after_a_connection_loss_it_could_not_bridge() {
+    on_synod_and_etcd(|c, endpoint| async move {
+        let proxy = Proxy::start(&endpoint).await;
+        // The watch gives up after one second without a server.
+        let through = client_with(&proxy.endpoint(), Duration::from_secs(1));
+        put_kv(&c, "lost/a", "1").await;
+        let m = Mirror::start(through, "lost/").await.unwrap();
+
+        proxy.cut();
+        let rev = put_kv(&c, "lost/a", "2").await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Meanwhile the last copy is served, not an error.
+        assert_eq!(m.get(b"lost/a").unwrap(), Some(b"1".to_vec()));
+        assert!(!m.wait_for(rev, Some(Duration::from_millis(100))).await);
+        proxy.restore().await;
+
+        assert!(m.wait_for(rev, SOON).await, "the mirror did not reload");
+        assert_eq!(m.get(b"lost/a").unwrap(), Some(b"2".to_vec()));
+        assert!(m.loads() >= 2);
+        let rev = delete_key(&c, "lost/a").await;
+        assert!(m.wait_for(rev, SOON).await);
+        assert!(m.is_empty());
+    });
+}
+
+/// A TCP proxy to a server whose connections a test can cut (and refuse
+/// new ones) and then restore, on the same port.
+struct Proxy {
+    port: u16,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Proxy {
+            port,
+            upstream: upstream.to_string(),
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        p.serve(listener);
+        p
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (upstream, tasks) = (self.upstream.clone(), self.tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the listener and every connection through it.
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        // The aborted listener's socket closes as its task is dropped.
+        for _ in 0..50 {
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", self.port)).await {
+                return self.serve(l);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot listen on port {} again", self.port);
+    }
 }

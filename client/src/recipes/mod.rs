@@ -7,6 +7,7 @@
 
 mod election;
 mod lock;
+mod mirror;
 mod zookeeper;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use election::{Election, LeaderChange, Observer};
 pub use lock::Lock;
+pub use mirror::Mirror;
 use tokio::time::Instant;
 pub use zookeeper::{children, create_sequential, exists};
 
