@@ -1,9 +1,11 @@
-//! The consensus layer: openraft over sled, plus the two paths that decide
-//! throughput: group commit of writes above Raft, and shared read-index
-//! rounds for linearizable reads.
+//! The consensus layer: openraft with its log in a dedicated WAL and its
+//! state machine in sled, plus the two paths that decide throughput: group
+//! commit of writes above Raft, and shared read-index rounds for
+//! linearizable reads.
 
-pub mod log_store;
+mod migrate;
 pub mod network;
+pub mod sled_sync;
 pub mod state_machine;
 pub mod types;
 pub mod wal_store;
@@ -70,12 +72,17 @@ impl Node {
             .path(data_dir.join("db"))
             // sled's default cache is 1 GiB; peak memory is measured against etcd.
             .cache_capacity(256 << 20)
+            // The WAL makes writes durable; sled is synced at snapshots
+            // (see state_machine.rs), and flushing it in between would only
+            // compete with the WAL's fdatasync for the disk.
+            .flush_every_ms(None)
             .open()?;
         // A new data directory's entries must be durable too, as etcd
         // fsyncs its directories on creation.
         for dir in [data_dir.to_path_buf(), data_dir.join("db")] {
             std::fs::File::open(&dir)?.sync_all()?;
         }
+        let durable = Arc::new(sled_sync::SledSync::new(db.clone(), &data_dir.join("db"))?);
         // Identity is fixed at first boot, as etcd keeps it in its WAL:
         // flags that would derive another id later are ignored.
         let identity = db.open_tree("identity")?;
@@ -88,12 +95,18 @@ impl Node {
             _ => {
                 identity.insert("member_id", &members.id.to_be_bytes())?;
                 identity.insert("cluster_id", &members.cluster_id.to_be_bytes())?;
+                // Nothing else holds it, and no snapshot may come for a while.
+                durable.sync()?;
                 members
             }
         };
-        let log = log_store::LogStore::new(db.clone(), &data_dir.join("db"))?;
+        let wal_dir = data_dir.join("wal");
+        if migrate::sled_log_to_wal(&db, &wal_dir).await? {
+            durable.sync()?;
+        }
+        let log = wal_store::WalStore::open(&wal_dir)?;
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
-        let sm = state_machine::StateMachine::new(store.clone());
+        let sm = state_machine::StateMachine::new(store.clone(), durable);
 
         let config = Config {
             cluster_name: "synod".into(),
@@ -128,6 +141,7 @@ impl Node {
         tokio::spawn(proposer(raft.clone(), prx));
         tokio::spawn(read_rounds(raft.clone(), rrx));
         tokio::spawn(lease_expiry(node.clone()));
+        tokio::spawn(snapshot_ticker(raft.clone()));
         Ok(node)
     }
 
@@ -305,6 +319,29 @@ async fn read_rounds(
             .map_err(raft_error);
         for w in waiters {
             let _ = w.send(res.clone());
+        }
+    }
+}
+
+/// Longest the state machine goes without being made durable while writes
+/// come in (besides every `--snapshot-count` entries).
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Snapshots after a quiet spell too, so that a restart replays at most a few
+/// seconds of log and the WAL behind the snapshot is freed even when fewer
+/// than `--snapshot-count` entries came.
+async fn snapshot_ticker(raft: Raft) {
+    let mut tick = tokio::time::interval(SNAPSHOT_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (applied, snapshot) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.last_applied, m.snapshot)
+        };
+        if applied > snapshot && raft.trigger().snapshot().await.is_err() {
+            return;
         }
     }
 }

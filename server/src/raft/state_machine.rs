@@ -1,6 +1,10 @@
 //! openraft's view of the MVCC store. Applying is atomic per call and
 //! idempotent by last-applied log id, so the store may lag the log: after a
 //! crash openraft replays what was committed but not yet applied.
+//!
+//! Applying does not sync: what sled loses in a power cut is replayed from
+//! the WAL. A snapshot is the point where the store must be durable, because
+//! openraft purges the log behind it; building one syncs sled first.
 // openraft's trait methods return its own (large) StorageError; helpers follow suit.
 #![allow(clippy::result_large_err)]
 
@@ -11,6 +15,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, SnapshotMeta};
 
+use super::sled_sync::SledSync;
 use super::types::{
     io_err, Entry, LogId, NodeId, Proto, StorageError, StoredMembership, TypeConfig,
 };
@@ -25,6 +30,7 @@ type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<Store>,
+    durable: Arc<SledSync>,
     /// Whether openraft has made its start-up call to `get_current_snapshot`.
     started: Arc<AtomicBool>,
 }
@@ -34,9 +40,10 @@ fn sm_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: E) -> StorageError
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Store>, durable: Arc<SledSync>) -> Self {
         StateMachine {
             store,
+            durable,
             started: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -60,6 +67,16 @@ impl StateMachine {
         Ok((applied, membership))
     }
 
+    /// Makes everything applied so far survive a power cut.
+    async fn sync(&self) -> Result<(), StorageError> {
+        let durable = self.durable.clone();
+        tokio::task::spawn_blocking(move || durable.sync())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| sm_err(ErrorVerb::Write, e))
+    }
+
     fn snapshot_meta(&self, applied: Option<LogId>, membership: StoredMembership) -> Meta {
         let snapshot_id = match applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
@@ -74,11 +91,14 @@ impl StateMachine {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    /// The store is already durable in sled, so building a snapshot only
-    /// records where it stands; the data is dumped when a follower needs it
+    /// A snapshot is the store itself once it is durable: building one reads
+    /// where the store stands and syncs it (the sync covers at least that
+    /// point, as applies only move forward), so openraft may purge the log
+    /// up to it. The data is dumped when a follower needs it
     /// (`get_current_snapshot`), not held in memory.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (applied, membership) = self.read_meta()?;
+        self.sync().await?;
         Ok(Snapshot {
             meta: self.snapshot_meta(applied, membership),
             snapshot: Box::new(Cursor::new(Vec::new())),
@@ -146,7 +166,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             bincode::deserialize(snapshot.get_ref()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         self.store
             .restore(pairs)
-            .map_err(|e| sm_err(ErrorVerb::Write, e))
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        // openraft purges the log behind an installed snapshot.
+        self.sync().await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {

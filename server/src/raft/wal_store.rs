@@ -203,6 +203,12 @@ impl WalStore {
             .map_err(|e| io_err(subject, verb, e))
     }
 
+    /// Waits until every record written before the call is on disk.
+    pub async fn sync(&self) -> Result<(), StorageError> {
+        self.write_synced(ErrorSubject::Logs, ErrorVerb::Write, |_| Ok(()))
+            .await
+    }
+
     /// Appends and reports to `done` once the entries are on disk.
     fn append_with(&self, mut entries: Vec<Entry>, done: Done) -> Result<(), StorageError> {
         blocking(|| {
@@ -254,8 +260,9 @@ impl WalStore {
         })
     }
 
-    #[cfg(test)]
-    async fn append_wait(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
+    /// Appends and waits until the entries are on disk (outside openraft,
+    /// which hands in its own callback).
+    pub async fn append_wait(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.append_with(entries, Done::Wait(tx))?;
         rx.await
@@ -435,6 +442,7 @@ mod tests {
 
     use super::*;
     use crate::mvcc::Store;
+    use crate::raft::sled_sync::SledSync;
     use crate::raft::state_machine::StateMachine;
     use crate::raft::types::Proto;
 
@@ -449,7 +457,9 @@ mod tests {
                 .expect("sled");
             let store = Store::open(db.open_tree("sm").expect("tree")).expect("store");
             let wal = WalStore::open(&dir.path().join("wal")).expect("wal");
-            Ok((dir, wal, StateMachine::new(Arc::new(store))))
+            let durable = SledSync::new(db, &dir.path().join("db")).expect("sled sync");
+            let sm = StateMachine::new(Arc::new(store), Arc::new(durable));
+            Ok((dir, wal, sm))
         }
     }
 

@@ -49,6 +49,17 @@ impl Server {
 
     /// Starts synod with extra flags.
     pub fn synod_with(dir: &Path, port: u16, peer_port: u16, extra: &[&str]) -> Server {
+        Self::synod_env(dir, port, peer_port, extra, &[])
+    }
+
+    /// Starts synod with extra flags and environment variables.
+    pub fn synod_env(
+        dir: &Path,
+        port: u16,
+        peer_port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         Self::spawn(
             "synod",
             env!("CARGO_BIN_EXE_synod"),
@@ -56,6 +67,7 @@ impl Server {
             port,
             peer_port,
             extra,
+            env,
         )
     }
 
@@ -66,7 +78,7 @@ impl Server {
 
     /// Starts a real etcd with extra flags.
     pub fn etcd_with(dir: &Path, extra: &[&str]) -> Server {
-        Self::spawn("etcd", "etcd", dir, free_port(), free_port(), extra)
+        Self::spawn("etcd", "etcd", dir, free_port(), free_port(), extra, &[])
     }
 
     fn spawn(
@@ -76,11 +88,13 @@ impl Server {
         port: u16,
         peer_port: u16,
         extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Server {
         let log = dir.with_extension("log");
         let child = Command::new(program)
             .args(Self::flags("n1", dir, port, peer_port))
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
