@@ -12,7 +12,10 @@
 #   c. a lock a request left held (returned without releasing, or died of a
 #      fatal error) is free at once for the next request of the same worker;
 #   d. leadership won in one request lasts into the worker's next requests
-#      (longer than its TTL: kept alive in the background) until it resigns.
+#      (longer than its TTL: kept alive in the background) until it resigns;
+#   e. a mirror loaded by one request is read by the next ones without a
+#      server round trip (the proxy forwards no byte to the server for
+#      them), and shows a change made meanwhile by etcdctl.
 # Installs nothing: scripts/setup brings php8.2-fpm and libfcgi-bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +29,14 @@ done
 cargo build -q -p synod -p synod-php
 work=$(mktemp -d)
 pids=()
-cleanup() { stop_servers; rm -rf "$work"; }
+# php-fpm and the proxy go first: the worker's mirror keeps a watch stream
+# open, and synod (unlike etcd) waits on SIGTERM for open streams to end.
+master="" proxy=""
+cleanup() {
+  for p in $master $proxy; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  stop_servers
+  rm -rf "$work"
+}
 trap cleanup EXIT
 source scripts/lib.sh
 fail() { echo "fpm: FAILED: $*" >&2; echo "-- php-fpm log:" >&2; cat "$work/fpm.log" "$work/fpm.out" >&2 2>/dev/null || true; exit 1; }
@@ -39,7 +49,9 @@ scripts_dir="$PWD/php-tests/fpm"
 
 start_server "$PWD/target/debug/synod" synod
 python3 "$scripts_dir/proxy.py" "127.0.0.1:$port" "$work/proxy.port" >"$work/proxy.log" 2>&1 &
-pids+=($!)
+proxy=$!
+pids+=("$proxy")
+server_endpoint="127.0.0.1:$port"
 for _ in $(seq 50); do [ -s "$work/proxy.port" ] && break; sleep 0.1; done
 [ -s "$work/proxy.port" ] || fail "the proxy did not start: $(cat "$work/proxy.log")"
 endpoint="127.0.0.1:$(cat "$work/proxy.port")"
@@ -74,6 +86,17 @@ req() {
     SYNOD_ENDPOINT="$endpoint" cgi-fcgi -bind -connect "$sock"
 }
 opened() { grep -c '^open' "$work/proxy.log" || true; }
+# The bytes the proxy has forwarded to the server so far (asked with SIGUSR1).
+bytes_up() {
+  local n
+  n=$(grep -c '^bytes' "$work/proxy.log" || true)
+  kill -USR1 "$proxy"
+  for _ in $(seq 100); do
+    [ "$(grep -c '^bytes' "$work/proxy.log" || true)" -gt "$n" ] && break
+    sleep 0.05
+  done
+  grep '^bytes' "$work/proxy.log" | tail -1 | sed -E 's/.*up=([0-9]+).*/\1/'
+}
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$worker/status"; }
 
 out=$(req putget.php n=0)
@@ -127,7 +150,40 @@ out=$(req election.php "step=check&name=fpm-election")
 [[ $out == *"pid=$worker NOT-LEADER value=none"* ]] || fail "election request 4 (after resign): $out"
 echo "fpm: leadership won in one request: still the worker's in the next one 6 s later (TTL 5 s), gone after resign()"
 
+# e. A mirror loaded by one request is read by the next without a round trip.
+out=$(req mirror.php step=load)
+[[ $out == *"pid=$worker LOADED value=hello"* ]] || fail "mirror request 1 (load): $out"
+reads_without_traffic() {
+  local before after i
+  before=$(bytes_up)
+  for i in 1 2 3 4 5; do
+    out=$(req mirror.php step=read)
+    [[ $out == *"pid=$worker READ value=$1"* ]] || fail "mirror read request $i: $out"
+  done
+  after=$(bytes_up)
+  echo "$((after - before))"
+}
+sent=$(reads_without_traffic hello)
+# An HTTP/2 keep-alive ping (17 bytes, after 30 s idle) may fall in the
+# window once; two windows in a row cannot both hold one.
+[ "$sent" -eq 0 ] || sent=$(reads_without_traffic hello)
+[ "$sent" -eq 0 ] || fail "mirror reads in later requests sent $sent bytes to the server"
+before=$(bytes_up)
+out=$(req mirror.php step=get)
+[[ $out == *"pid=$worker GET value=hello"* ]] || fail "get request: $out"
+get_bytes=$(($(bytes_up) - before))
+[ "$get_bytes" -gt 0 ] || fail "the proxy saw no bytes for a Client::get(): the byte count proves nothing"
+echo "fpm: a mirror loaded in one request: 5 later requests read it with 0 bytes sent to the server (one Client::get(): $get_bytes bytes)"
+ETCDCTL_API=3 etcdctl --endpoints="$server_endpoint" put fpm-mirror/greeting bonjour >/dev/null
+for _ in $(seq 50); do
+  out=$(req mirror.php step=read)
+  [[ $out == *"READ value=bonjour"* ]] && break
+  sleep 0.1
+done
+[[ $out == *"pid=$worker READ value=bonjour"* ]] || fail "the mirror did not show etcdctl's change: $out"
+echo "fpm: a change etcdctl made meanwhile: in the mirror of the worker's next requests"
+
 total=$(opened)
 echo "fpm: summary: $((REQUESTS + 1)) put/get requests, connections the server saw opened: $after" \
   "(all requests: $total), worker RSS $rss_200 kB -> $rss_end kB, locks left held: freed for the next request," \
-  "leadership: kept across requests"
+  "leadership: kept across requests, mirror: read across requests without a round trip"
