@@ -212,6 +212,14 @@ namespace Synod {
         public function lock(string $name, int $ttl = 10): \Synod\Lock {}
 
         /**
+         * This process's copy of every key under `prefix`, loaded at one revision and kept fresh by a background watch: reads without a server round trip. Loaded on the first call in the process; later calls, in this request or later ones, return the same copy.
+         *
+         * @param string $prefix
+         * @return \Synod\Mirror
+         */
+        public function mirror(string $prefix): \Synod\Mirror {}
+
+        /**
          * Stores `value` under `key` (attached to `lease` when given) and returns the store revision of the write.
          *
          * @param string $key
@@ -654,6 +662,51 @@ namespace Synod {
          * @return bool
          */
         public function tryAcquire(): bool {}
+    }
+
+    /**
+     * A process-local copy of every key under a prefix, kept fresh by a background watch; reads never leave the process. Made by Client::mirror(); lives as long as the PHP process, shared by all its requests.
+     */
+    class Mirror {
+        /**
+         * The mirrored prefix.
+         *
+         * @var string
+         */
+        public readonly string $prefix;
+
+        public function __construct() {}
+
+        /**
+         * Every key in the copy as key => value, sorted by key, like Client::getPrefix().
+         *
+         * @return array
+         */
+        public function all(): array {}
+
+        /**
+         * The value of `key` in the copy, or null when it does not exist there. `key` must be under the prefix (ValueError otherwise).
+         *
+         * @param string $key
+         * @return string|null
+         */
+        public function get(string $key): ?string {}
+
+        /**
+         * The store revision the copy is at: every change under the prefix up to it is in the copy.
+         *
+         * @return int
+         */
+        public function revision(): int {}
+
+        /**
+         * Waits up to `timeout` seconds (without limit when null) until the copy is at `revision` or later, to read one's own writes: pass what put() returned. False when the time ran out.
+         *
+         * @param int $revision
+         * @param float|null $timeout
+         * @return bool
+         */
+        public function waitFor(int $revision, ?float $timeout = null): bool {}
     }
 
     /**
