@@ -228,6 +228,12 @@ fn restarts_after_snapshots_and_log_purges() {
     put_range(&server, 300, 400);
     check(&server, 400);
     drop(server);
+    let mut server = Server::synod_with(&dir, port, peer, &flags);
+    check(&server, 400);
+    // A clean shutdown keeps everything too (sled is opened `temporary`,
+    // which would delete its directory if its last handle were dropped).
+    server.terminate();
+    assert!(dir.join("db").join("db").exists(), "sled's files are gone");
     let server = Server::synod_with(&dir, port, peer, &flags);
     check(&server, 400);
 }

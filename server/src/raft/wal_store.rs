@@ -137,6 +137,10 @@ fn config(dir: &Path) -> raft_log::Config {
 /// directory, a full flush queue waits for the worker) without stalling the
 /// other tasks of a multi-thread runtime's worker. A current-thread runtime
 /// (tests) cannot hand its tasks over, and there it simply runs.
+///
+/// Only for the rare writes (vote, truncate, purge): handing a worker's tasks
+/// over costs more than an append or a cached read, which block only when a
+/// chunk is created (every 64 MiB) or an entry is no longer cached.
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -211,7 +215,7 @@ impl WalStore {
 
     /// Appends and reports to `done` once the entries are on disk.
     fn append_with(&self, mut entries: Vec<Entry>, done: Done) -> Result<(), StorageError> {
-        blocking(|| {
+        {
             let mut log = self.lock();
             // An entry at or below the purge point is already applied and
             // covered by the state machine; raft-log would call it a
@@ -257,7 +261,7 @@ impl WalStore {
                 .map_err(|e| logs_err(ErrorVerb::Write, e))?;
             log.flush(true, Some(done))
                 .map_err(|e| logs_err(ErrorVerb::Write, e))
-        })
+        }
     }
 
     /// Appends and waits until the entries are on disk (outside openraft,
@@ -296,18 +300,16 @@ impl RaftLogReader<TypeConfig> for WalStore {
             return Ok(Vec::new());
         }
         // Entries no longer cached are read from their chunk file.
-        blocking(|| {
-            let log = self.lock();
-            log.read(start, end)
-                .map(|r| {
-                    r.map(|(id, payload)| Entry {
-                        log_id: id.0,
-                        payload: payload.0,
-                    })
+        let log = self.lock();
+        log.read(start, end)
+            .map(|r| {
+                r.map(|(id, payload)| Entry {
+                    log_id: id.0,
+                    payload: payload.0,
                 })
-                .collect::<io::Result<Vec<_>>>()
-        })
-        .map_err(|e| logs_err(ErrorVerb::Read, e))
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| logs_err(ErrorVerb::Read, e))
     }
 }
 
@@ -347,7 +349,7 @@ impl RaftLogStorage<TypeConfig> for WalStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let Some(c) = committed else { return Ok(()) };
-        blocking(|| {
+        {
             let mut log = self.lock();
             let st = log.log_state();
             // The commit point is a hint for restart (losing it only means
@@ -359,7 +361,7 @@ impl RaftLogStorage<TypeConfig> for WalStore {
                 return Ok(());
             }
             log.commit(Bin(c)).map(|_| ())
-        })
+        }
         .map_err(|e| logs_err(ErrorVerb::Write, e))
     }
 

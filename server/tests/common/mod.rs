@@ -161,6 +161,14 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, and waits for the process to end: a clean shutdown.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     pub async fn kv(&self) -> KvClient<Channel> {
         KvClient::connect(self.url()).await.expect("connect")
     }
