@@ -295,7 +295,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     load::prefill(&server.endpoint, spec.keyspace, spec.value_size).await?;
                 }
                 let o = load::run(&server.endpoint, &spec).await?;
-                bar.println(format!(
+                let line = format!(
                     "{:8} {label:5} run {}: {:>8}/s p50 {:.2} ms p99 {:.2} ms errors {}",
                     w.name(),
                     run + 1,
@@ -303,7 +303,13 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     o.p50_ms,
                     o.p99_ms,
                     o.errors
-                ));
+                );
+                // A hidden bar (output not a terminal) drops its println.
+                if bar.is_hidden() {
+                    println!("{line}");
+                } else {
+                    bar.println(line);
+                }
                 runs.peak_rss.extend(server.peak_rss());
                 runs.disk.push(server.disk_usage());
                 runs.outcomes.push(o);

@@ -88,6 +88,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
     let lease_ids = std::sync::Arc::new(api::lease::LeaseIds::new(me_id));
     let mut servers = tokio::task::JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     for url in config.client_urls() {
         let addr = socket_addr(&url).await?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -132,17 +133,43 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                     .max_encoding_message_size(usize::MAX),
             );
         tracing::info!(%url, "serving client requests");
-        servers.spawn(router.serve_with_incoming_shutdown(incoming, shutdown_signal()));
+        let mut stop = stop_rx.clone();
+        servers.spawn(router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
     }
     tracing::info!(name = %config.name, member = format!("{:x}", me_id), data_dir = %config.data_dir.display(), "synod ready");
-    while let Some(res) = servers.join_next().await {
-        res??;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        // A listener that ends on its own has failed.
+        Some(res) = servers.join_next() => res??,
     }
     tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    // Unary requests in flight finish; streams (watches, keep-alives,
+    // observers) never end by themselves, so after a short grace they are
+    // cut, as etcd closes them when it stops.
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            res = servers.join_next() => match res {
+                Some(res) => res??,
+                None => break,
+            },
+            _ = &mut grace => {
+                servers.abort_all();
+                break;
+            }
+        }
+    }
     let _ = node.raft.shutdown().await;
     node.db.flush_async().await?;
     Ok(())
 }
+
+/// How long a stopping server waits for requests in flight.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

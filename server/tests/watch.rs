@@ -348,3 +348,49 @@ fn progress_at_a_revision_comes_after_every_event_up_to_it() {
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), written);
     });
 }
+
+/// SIGTERM stops the server even while a client keeps a watch open (a PHP
+/// mirror or `etcdctl watch` does), as it stops etcd; the stream ends.
+#[test]
+fn sigterm_stops_the_server_with_a_watch_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    for mut server in [
+        Server::synod(&tmp.path().join("synod")),
+        Server::etcd(&tmp.path().join("etcd")),
+    ] {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (_tx, mut stream) = rt.block_on(open_watch(
+            server.url(),
+            WatchCreateRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            },
+        ));
+        rt.block_on(next(&mut stream)); // created
+        let started = std::time::Instant::now();
+        std::process::Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still running 10 s after SIGTERM with a watch open:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        eprintln!("stopped in {:?} with {status}", started.elapsed());
+        // The client sees its stream end (or fail), not hang.
+        let end = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), stream.message()).await
+        });
+        assert!(
+            !matches!(end, Ok(Ok(Some(_)))) && end.is_ok(),
+            "watch stream still open: {end:?}"
+        );
+    }
+}
