@@ -5,14 +5,18 @@ setup:
 	scripts/setup
 
 build:
-	cargo build -p synod
+	scripts/setup server
+	cargo build --release -p synod
 
-# Builds and runs a single-node Synod on etcd's default ports (client 2379),
-# storing in ./synod.data.
+# Builds (release) and runs a single-node Synod on etcd's default ports
+# (client 2379), storing in ./synod.data. Installs what the build needs first.
 run: build
-	target/debug/synod
+	target/release/synod
 
+# Installs what the tests need (idempotent, quick when present), then runs
+# every check and test.
 test:
+	scripts/setup
 	scripts/test
 
 # The extension under a real php-fpm: connection reuse, flat worker RSS,
