@@ -47,6 +47,8 @@ pub enum EtcdError {
     AuthNotEnabled,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -73,6 +75,7 @@ impl EtcdError {
             NoLeader,
             Timeout,
             NotCapable,
+            TooManyRequests,
         ]
         .into_iter()
         .find(|e| e.to_string() == msg)
@@ -90,6 +93,7 @@ impl EtcdError {
             | BadLeaderTransferee => Code::FailedPrecondition,
             NoLeader | Timeout => Code::Unavailable,
             NotCapable => Code::Unimplemented,
+            TooManyRequests => Code::ResourceExhausted,
             Internal(_) => Code::Internal,
         }
     }

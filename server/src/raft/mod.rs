@@ -34,10 +34,27 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 /// two cores, not waiting on the disk). Measured again on the WAL: 20.3k
 /// puts/s with one, 18.4k with two, 64 clients.
 const MAX_INFLIGHT: usize = 1;
+/// Writes accepted but not yet applied beyond which new ones are refused with
+/// "too many requests": etcd's limit on committed entries its apply lags
+/// behind (one write per entry there; here a write waits in the proposer or
+/// in a batch). It bounds the memory that writers can pile up.
+const MAX_PENDING_WRITES: usize = 5_000;
 /// etcd's request timeout: 5 s plus twice the election timeout (1 s).
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(7);
 
-type Reply = oneshot::Sender<Result<synodpb::Response, EtcdError>>;
+/// Where a write's result goes. It counts in `Node::pending` until the
+/// proposer is done with it, even if its caller gave up waiting.
+struct Reply {
+    tx: oneshot::Sender<Result<synodpb::Response, EtcdError>>,
+    _pending: Pending,
+}
+
+impl Reply {
+    fn send(self, res: Result<synodpb::Response, EtcdError>) {
+        // The caller may have timed out or gone away: nobody to tell.
+        let _ = self.tx.send(res);
+    }
+}
 
 pub struct Node {
     pub raft: Raft,
@@ -46,6 +63,8 @@ pub struct Node {
     pub cluster_id: u64,
     pub db: sled::Db,
     proposals: mpsc::UnboundedSender<(synodpb::Request, Reply)>,
+    /// Writes proposed and not yet answered.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
     reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
 }
 
@@ -150,6 +169,7 @@ impl Node {
             cluster_id: members.cluster_id,
             db,
             proposals: ptx,
+            pending: Default::default(),
             reads: rtx,
         });
         tokio::spawn(proposer(raft.clone(), prx));
@@ -166,9 +186,14 @@ impl Node {
         if req.encoded_len() > crate::api::MAX_REQUEST_BYTES {
             return Err(EtcdError::RequestTooLarge);
         }
+        let pending = Pending::enter(&self.pending)?;
         let (tx, rx) = oneshot::channel();
+        let reply = Reply {
+            tx,
+            _pending: pending,
+        };
         self.proposals
-            .send((req, tx))
+            .send((req, reply))
             .map_err(|_| EtcdError::Internal("server is stopping".into()))?;
         // etcd gives up waiting after its request timeout (the write may
         // still be applied later, as there).
@@ -210,6 +235,26 @@ impl Node {
             .as_ref()
             .map_or_else(|| self.store.current_rev(), |h| h.revision);
         *header = Some(self.header(rev));
+    }
+}
+
+/// One write counted in `Node::pending`.
+struct Pending(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Pending {
+    fn enter(count: &Arc<std::sync::atomic::AtomicUsize>) -> Result<Self, EtcdError> {
+        use std::sync::atomic::Ordering;
+        if count.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_WRITES {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return Err(EtcdError::TooManyRequests);
+        }
+        Ok(Pending(count.clone()))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -280,12 +325,12 @@ fn fan_out(replies: Vec<Reply>, res: Result<Vec<synodpb::Response>, EtcdError>) 
                 let r = results
                     .next()
                     .ok_or_else(|| EtcdError::Internal("missing response".into()));
-                let _ = reply.send(r);
+                reply.send(r);
             }
         }
         Err(err) => {
             for reply in replies {
-                let _ = reply.send(Err(err.clone()));
+                reply.send(Err(err.clone()));
             }
         }
     }
