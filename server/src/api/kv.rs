@@ -173,6 +173,13 @@ impl Kv for KvService {
         req: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let req = req.into_inner();
-        super::propose!(self.node, Compaction, req)
+        let physical = req.physical;
+        let resp = super::propose!(self.node, Compaction, req)?;
+        // As etcd: a physical compaction answers once the old revisions are
+        // deleted from storage, not only dropped from the index.
+        if physical {
+            self.node.store.compaction_done().await;
+        }
+        Ok(resp)
     }
 }

@@ -128,6 +128,10 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<HashKvResponse>, Status> {
         let req = req.into_inner();
         let store = &self.node.store;
+        // The hash covers what storage holds, as etcd's does once its
+        // compaction has finished: records still waiting for the background
+        // deletion would make it differ from etcd's for the same history.
+        store.compaction_done().await;
         let (rev, compact) = {
             let st = store.read();
             (

@@ -8,6 +8,7 @@
 //!
 //! The key index and the lease table live in memory and are rebuilt at start.
 
+mod compactor;
 pub mod index;
 mod txn;
 
@@ -63,6 +64,7 @@ pub struct Store {
     tree: sled::Tree,
     state: RwLock<State>,
     changes: broadcast::Sender<Arc<Changes>>,
+    compactor: compactor::Compactor,
     /// Set when an apply failed part way: memory may then be ahead of
     /// disk, so nothing more is served from it until a restart rebuilds it.
     broken: std::sync::atomic::AtomicBool,
@@ -115,46 +117,9 @@ impl Store {
     /// Opens the store in `tree`, rebuilding the key index and lease table
     /// from the revisions on disk.
     pub fn open(tree: sled::Tree) -> Result<Store, EtcdError> {
-        // A fresh etcd store is at revision 1 with nothing compacted (-1);
-        // clients see these numbers, so Synod starts the same way.
-        let mut st = State {
-            rev: read_i64(&tree, META_REV)?.unwrap_or(1),
-            compact_rev: read_i64(&tree, META_COMPACT)?.unwrap_or(-1),
-            ..Default::default()
-        };
-        for item in tree.scan_prefix([LEASE_PREFIX]) {
-            let (k, v) = item?;
-            if k.len() == 9 && v.len() == 8 {
-                let id = i64::from_be_bytes(k[1..].try_into().expect("8 bytes"));
-                let ttl = i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"));
-                let lease = Lease {
-                    ttl,
-                    keys: BTreeSet::new(),
-                    deadline: lease_deadline(ttl),
-                };
-                st.leases.insert(id, lease);
-            }
-        }
-        // Revisions arrive in order, so the last record of a key tells its
-        // current lease.
-        let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
-        for item in tree.scan_prefix([REV_PREFIX]) {
-            let (k, v) = item?;
-            let rev = Rev::from_bytes(&k[1..])
-                .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
-            let (kv, tombstone) = decode_record(&v)?;
-            st.index.push(&kv.key, rev, tombstone);
-            if tombstone || kv.lease == 0 {
-                key_lease.remove(&kv.key);
-            } else {
-                key_lease.insert(kv.key, kv.lease);
-            }
-        }
-        for (key, id) in key_lease {
-            if let Some(l) = st.leases.get_mut(&id) {
-                l.keys.insert(key);
-            }
-        }
+        let (st, leftover) = load_state(&tree)?;
+        let compactor = compactor::Compactor::start(tree.clone());
+        compactor.enqueue(leftover);
         // Small on purpose: a watcher that stops reading pins at most this
         // many batches; one that lags catches up from storage instead.
         let (changes, _) = broadcast::channel(128);
@@ -162,6 +127,7 @@ impl Store {
             tree,
             state: RwLock::new(st),
             changes,
+            compactor,
             broken: Default::default(),
         })
     }
@@ -180,6 +146,12 @@ impl Store {
 
     pub fn compact_rev(&self) -> i64 {
         self.read().compact_rev
+    }
+
+    /// Waits until the records of every compaction applied so far are
+    /// deleted from storage.
+    pub async fn compaction_done(&self) {
+        self.compactor.done().await
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Changes>> {
@@ -232,7 +204,7 @@ impl Store {
             }
             out.push(resp);
         }
-        let (batch, events) = txn.finish();
+        let (batch, events, compacted) = txn.finish();
         let mut batch = batch;
         for (k, v) in meta {
             batch.insert(k, v);
@@ -242,6 +214,9 @@ impl Store {
         self.tree.apply_batch(batch)?;
         let rev = st.rev;
         drop(st);
+        // Only after the compaction point is stored: a record deleted before
+        // would be missed by a restart that replays from an older state.
+        self.compactor.enqueue(compacted);
         if !events.is_empty() {
             // No receivers is fine; watchers that lag catch up from storage.
             let _ = self.changes.send(Arc::new(Changes { events, rev }));
@@ -403,8 +378,9 @@ impl Store {
             batch.insert(k, v);
         }
         self.tree.apply_batch(batch)?;
-        let fresh = Store::open(self.tree.clone())?;
-        *st = fresh.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (fresh, leftover) = load_state(&self.tree)?;
+        *st = fresh;
+        self.compactor.enqueue(leftover);
         Ok(())
     }
 }
@@ -562,6 +538,54 @@ pub(crate) fn shape(
         more,
         count,
     }
+}
+
+/// The key index and lease table rebuilt from the records in `tree`, and the
+/// records a compaction dropped that are still stored (the background
+/// deletion had not reached them when the process stopped).
+fn load_state(tree: &sled::Tree) -> Result<(State, Vec<Rev>), EtcdError> {
+    // A fresh etcd store is at revision 1 with nothing compacted (-1);
+    // clients see these numbers, so Synod starts the same way.
+    let mut st = State {
+        rev: read_i64(tree, META_REV)?.unwrap_or(1),
+        compact_rev: read_i64(tree, META_COMPACT)?.unwrap_or(-1),
+        ..Default::default()
+    };
+    for item in tree.scan_prefix([LEASE_PREFIX]) {
+        let (k, v) = item?;
+        if k.len() == 9 && v.len() == 8 {
+            let id = i64::from_be_bytes(k[1..].try_into().expect("8 bytes"));
+            let ttl = i64::from_be_bytes(v.as_ref().try_into().expect("8 bytes"));
+            let lease = Lease {
+                ttl,
+                keys: BTreeSet::new(),
+                deadline: lease_deadline(ttl),
+            };
+            st.leases.insert(id, lease);
+        }
+    }
+    // Revisions arrive in order, so the last record of a key tells its
+    // current lease.
+    let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
+    for item in tree.scan_prefix([REV_PREFIX]) {
+        let (k, v) = item?;
+        let rev = Rev::from_bytes(&k[1..])
+            .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
+        let (kv, tombstone) = decode_record(&v)?;
+        st.index.push(&kv.key, rev, tombstone);
+        if tombstone || kv.lease == 0 {
+            key_lease.remove(&kv.key);
+        } else {
+            key_lease.insert(kv.key, kv.lease);
+        }
+    }
+    for (key, id) in key_lease {
+        if let Some(l) = st.leases.get_mut(&id) {
+            l.keys.insert(key);
+        }
+    }
+    let leftover = st.index.compact(st.compact_rev);
+    Ok((st, leftover))
 }
 
 #[cfg(test)]

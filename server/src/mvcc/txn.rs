@@ -24,6 +24,7 @@ pub struct WriteTxn<'a> {
     tree: &'a sled::Tree,
     batch: sled::Batch,
     pending: HashMap<Rev, (KeyValue, bool)>,
+    compacted: Vec<Rev>,
     events: Vec<mvccpb::Event>,
     /// The main revision of the request being applied and the next sub revision.
     main: i64,
@@ -45,14 +46,17 @@ impl<'a> WriteTxn<'a> {
             tree,
             batch: sled::Batch::default(),
             pending: HashMap::new(),
+            compacted: Vec::new(),
             events: Vec::new(),
             main,
             sub: 0,
         }
     }
 
-    pub fn finish(self) -> (sled::Batch, Vec<mvccpb::Event>) {
-        (self.batch, self.events)
+    /// The storage writes, the events for watchers, and the revisions a
+    /// compaction dropped (deleted from storage later, in the background).
+    pub fn finish(self) -> (sled::Batch, Vec<mvccpb::Event>, Vec<Rev>) {
+        (self.batch, self.events, self.compacted)
     }
 
     /// Applies one request. A request that fails validation changes nothing
@@ -365,7 +369,7 @@ impl<'a> WriteTxn<'a> {
         }
         for rev in self.st.index.compact(r.revision) {
             self.pending.remove(&rev);
-            self.batch.remove(&rev_key(rev)[..]);
+            self.compacted.push(rev);
         }
         self.st.compact_rev = r.revision;
         Ok(CompactionResponse {
