@@ -1,10 +1,11 @@
 //! The recipes against real servers: the same code on synod and on etcd.
 //! Locks and elections also against etcd's own `etcdctl lock`, which shares
 //! the key layout and so must exclude us and be excluded by us; then the
-//! ZooKeeper-style helpers and the mirror.
+//! ZooKeeper-style helpers, the mirror and the work queue.
 
 mod common;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +17,8 @@ use synod_client::pb::{
     request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use synod_client::recipes::{
-    self, Election, LeaderChange, Lock, Mirror, Observer, NOT_LEADER, SESSION_EXPIRED,
+    self, Election, Job, LeaderChange, Lock, Mirror, Observer, Queue, Released, Stats, JOB_LOST,
+    MAX_PAYLOAD, NOT_LEADER, SESSION_EXPIRED,
 };
 use synod_client::{prefix_end, Client, Error, Options};
 use tokio::net::{TcpListener, TcpStream};
@@ -769,4 +771,297 @@ impl Proxy {
         }
         panic!("cannot listen on port {} again", self.port);
     }
+}
+
+// The work queue: order, delays, exactly one claimer per delivery, a claim
+// that runs out, the dead-letter queue, and jobs written by another etcd
+// client.
+
+fn queue(c: &Client, name: &str) -> Queue {
+    Queue::new(c.clone(), name, 5).unwrap()
+}
+
+async fn claim_now(q: &Queue) -> Option<Job> {
+    q.claim(Some(Duration::ZERO), 30).await.unwrap()
+}
+
+fn text(job: &Job) -> &str {
+    std::str::from_utf8(&job.payload).unwrap()
+}
+
+fn is_lost(e: &Error) -> bool {
+    matches!(e, Error::Server { message, .. } if message.starts_with(JOB_LOST))
+}
+
+#[test]
+fn higher_priority_first_then_fifo_and_delayed_jobs_wake_a_waiting_claimer() {
+    on_synod_and_etcd(|c, _| async move {
+        let q = queue(&c, "orders");
+        for (payload, priority) in [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -1)] {
+            q.push(payload.as_bytes(), priority, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        q.push(b"later", 10, Duration::from_millis(1500))
+            .await
+            .unwrap();
+        assert_eq!(q.size().await.unwrap(), 6);
+        let mut order = Vec::new();
+        while let Some(mut job) = claim_now(&q).await {
+            order.push(text(&job).to_string());
+            assert_eq!(job.attempts, 1);
+            q.ack(&mut job).await.unwrap();
+        }
+        assert_eq!(order, ["b", "d", "a", "c", "e"]);
+        // The delayed job is not due yet: a claimer waits for it on a
+        // timer, with nothing else happening in the queue.
+        let t = Instant::now();
+        let mut job = q
+            .claim(Some(Duration::from_secs(10)), 30)
+            .await
+            .unwrap()
+            .expect("the delayed job came");
+        let waited = t.elapsed();
+        assert_eq!(text(&job), "later");
+        assert_eq!(job.priority, 10);
+        assert!(waited >= Duration::from_millis(1000), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        q.ack(&mut job).await.unwrap();
+        assert_eq!(q.stats().await.unwrap(), Stats::default());
+
+        // A waiting claimer is woken by a push, not by polling.
+        let waiter = {
+            let q = q.clone();
+            tokio::spawn(async move { q.claim(Some(Duration::from_secs(10)), 30).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        q.push(b"now", 0, Duration::ZERO).await.unwrap();
+        let mut job = waiter.await.unwrap().unwrap().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(text(&job), "now");
+        q.ack(&mut job).await.unwrap();
+    });
+}
+
+#[test]
+fn every_job_goes_to_exactly_one_of_many_claimers() {
+    on_synod_and_etcd(|_, endpoint| async move {
+        const JOBS: usize = 300;
+        const WORKERS: usize = 6;
+        let producer = queue(&client(&endpoint), "contended");
+        let mut ids = Vec::new();
+        for i in 0..JOBS {
+            let id = producer
+                .push(
+                    format!("job {i}").as_bytes(),
+                    (i % 3) as i64,
+                    Duration::ZERO,
+                )
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..WORKERS {
+            let q = queue(&client(&endpoint), "contended");
+            tasks.push(tokio::spawn(async move {
+                let mut done = Vec::new();
+                while let Some(mut job) =
+                    q.claim(Some(Duration::from_millis(500)), 30).await.unwrap()
+                {
+                    q.ack(&mut job).await.unwrap();
+                    done.push(job.id);
+                }
+                done
+            }));
+        }
+        let mut acked: HashMap<String, usize> = HashMap::new();
+        let mut busy = 0;
+        for t in tasks {
+            let done = t.await.unwrap();
+            busy += usize::from(!done.is_empty());
+            for id in done {
+                *acked.entry(id).or_default() += 1;
+            }
+        }
+        assert_eq!(acked.len(), JOBS);
+        assert!(acked.values().all(|&n| n == 1), "a job acked twice");
+        assert!(ids.iter().all(|id| acked.contains_key(id)));
+        assert!(busy > 1, "one worker did everything");
+        assert_eq!(producer.size().await.unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_claim_that_runs_out_comes_back_and_dead_letters_after_max_attempts() {
+    on_synod_and_etcd(|c, _| async move {
+        let q = Queue::new(c.clone(), "flaky", 2).unwrap();
+        let id = q.push(b"poison", 3, Duration::ZERO).await.unwrap();
+        let mut first = q.claim(Some(Duration::ZERO), 1).await.unwrap().unwrap();
+        assert_eq!((first.id.as_str(), first.attempts), (id.as_str(), 1));
+        // Claimed: nobody else gets it meanwhile.
+        assert!(claim_now(&q).await.is_none());
+        // The worker "dies": its claim's lease runs out (etcd grants at
+        // least 2 s) and a waiting claimer gets the job again.
+        let t = Instant::now();
+        let mut second = q
+            .claim(Some(Duration::from_secs(10)), 1)
+            .await
+            .unwrap()
+            .expect("the job came back");
+        assert!(t.elapsed() >= Duration::from_millis(500));
+        assert_eq!((second.id.as_str(), second.attempts), (id.as_str(), 2));
+        // The first worker's ack comes too late: someone else has it.
+        let err = q.ack(&mut first).await.unwrap_err();
+        assert!(is_lost(&err), "{err:?}");
+        // Its attempts are used up: released, it goes to the dead letters.
+        assert_eq!(
+            q.release(&mut second, Duration::ZERO).await.unwrap(),
+            Released::Dead
+        );
+        assert!(claim_now(&q).await.is_none());
+        let dead = q.dead(0).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].id.as_str(), &dead[0].payload[..], dead[0].priority),
+            (id.as_str(), &b"poison"[..], 3)
+        );
+        assert_eq!(q.size().await.unwrap(), 0);
+        // Requeued, it starts its attempts again.
+        assert!(q.requeue(&id).await.unwrap());
+        assert!(!q.requeue(&id).await.unwrap());
+        let mut again = q.claim(Some(Duration::ZERO), 1).await.unwrap().unwrap();
+        assert_eq!(again.attempts, 1);
+        // Left to run out twice more, the next claimer buries it.
+        let mut third = q
+            .claim(Some(Duration::from_secs(10)), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.attempts, 2);
+        assert!(q
+            .claim(Some(Duration::from_secs(6)), 1)
+            .await
+            .unwrap()
+            .is_none());
+        let s = q.stats().await.unwrap();
+        assert_eq!((s.ready, s.claimed, s.dead), (0, 0, 1));
+        assert!(is_lost(&q.ack(&mut third).await.unwrap_err()));
+        assert!(is_lost(&q.ack(&mut again).await.unwrap_err()));
+    });
+}
+
+#[test]
+fn release_extend_and_a_finished_job() {
+    on_synod_and_etcd(|c, _| async move {
+        let q = queue(&c, "handled");
+        q.push(b"one", 0, Duration::ZERO).await.unwrap();
+        q.push(b"two", 0, Duration::ZERO).await.unwrap();
+        let mut one = claim_now(&q).await.unwrap();
+        assert_eq!(text(&one), "one");
+        // Released at once, it is first in line again.
+        assert_eq!(
+            q.release(&mut one, Duration::ZERO).await.unwrap(),
+            Released::Ready
+        );
+        let mut one = claim_now(&q).await.unwrap();
+        assert_eq!((text(&one), one.attempts), ("one", 2));
+        // Released with a delay, it waits while "two" goes first.
+        assert_eq!(
+            q.release(&mut one, Duration::from_millis(800))
+                .await
+                .unwrap(),
+            Released::Delayed
+        );
+        let s = q.stats().await.unwrap();
+        assert_eq!((s.ready, s.claimed, s.delayed), (1, 0, 1));
+        let mut two = claim_now(&q).await.unwrap();
+        assert_eq!(text(&two), "two");
+        assert!(claim_now(&q).await.is_none());
+        let mut one = q
+            .claim(Some(Duration::from_secs(5)), 30)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((text(&one), one.attempts), ("one", 3));
+        q.ack(&mut one).await.unwrap();
+
+        // Extended, a claim outlives its first visibility timeout.
+        q.extend(&mut two, 5).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert!(claim_now(&q).await.is_none());
+        q.ack(&mut two).await.unwrap();
+
+        // A finished job cannot be used again, and nothing changes.
+        let err = q.ack(&mut two).await.unwrap_err();
+        assert!(err.to_string().contains("already acknowledged"), "{err}");
+        assert!(q.release(&mut two, Duration::ZERO).await.is_err());
+        assert!(q.extend(&mut two, 5).await.is_err());
+        assert_eq!(q.stats().await.unwrap(), Stats::default());
+    });
+}
+
+#[test]
+fn jobs_written_by_any_etcd_client_and_bad_input() {
+    on_synod_and_etcd(|c, endpoint| async move {
+        // The documented layout: priority 7, ready since 1 µs after the
+        // epoch (so before anything pushed now), id "ext-1".
+        let prio = format!("{:016x}", i64::MAX - 7);
+        let key = format!("mixed/ready/{prio}/0000000000000001/ext-1");
+        let out = common::etcdctl(&endpoint, &["put", &key, "from etcdctl"], None);
+        assert!(out.status.success());
+        let q = queue(&c, "mixed");
+        q.push(b"from rust", 7, Duration::ZERO).await.unwrap();
+        let mut job = claim_now(&q).await.unwrap();
+        assert_eq!((job.id.as_str(), text(&job)), ("ext-1", "from etcdctl"));
+        q.ack(&mut job).await.unwrap();
+        // Keys that do not follow the layout are left alone.
+        c.put(PutRequest {
+            key: b"mixed/ready/junk".to_vec(),
+            value: b"?".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut job = claim_now(&q).await.unwrap();
+        assert_eq!(text(&job), "from rust");
+        q.ack(&mut job).await.unwrap();
+        assert!(claim_now(&q).await.is_none());
+
+        // Bad input changes nothing.
+        let bad = |r: Result<Queue, Error>| matches!(r, Err(Error::InvalidArgument(_)));
+        assert!(bad(Queue::new(c.clone(), "", 5)));
+        assert!(bad(Queue::new(c.clone(), "q", 0)));
+        assert!(bad(Queue::new(c.clone(), "x".repeat(300), 5)));
+        let q = queue(&c, "strict");
+        let big = vec![b'x'; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            q.push(&big, 0, Duration::ZERO).await,
+            Err(Error::InvalidArgument(_))
+        ));
+        for visibility in [0, -1] {
+            assert!(matches!(
+                q.claim(Some(Duration::ZERO), visibility).await,
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+        assert_eq!(q.stats().await.unwrap(), Stats::default());
+        // The largest payload goes through etcd's request limit, also
+        // when released with a delay (a txn carrying it again).
+        let max = vec![b'y'; MAX_PAYLOAD];
+        q.push(&max, 0, Duration::ZERO).await.unwrap();
+        let mut job = claim_now(&q).await.unwrap();
+        assert_eq!(job.payload.len(), MAX_PAYLOAD);
+        q.release(&mut job, Duration::from_millis(10))
+            .await
+            .unwrap();
+        let mut job = q
+            .claim(Some(Duration::from_secs(5)), 30)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.payload, max);
+        q.ack(&mut job).await.unwrap();
+    });
 }

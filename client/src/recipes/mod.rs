@@ -8,6 +8,7 @@
 mod election;
 mod lock;
 mod mirror;
+mod queue;
 mod zookeeper;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -17,6 +18,10 @@ use std::time::Duration;
 pub use election::{Election, LeaderChange, Observer};
 pub use lock::Lock;
 pub use mirror::Mirror;
+pub use queue::{
+    job_delay, DeadJob, Job, Queue, Released, Stats, DEFAULT_MAX_ATTEMPTS, JOB_LOST, MAX_NAME,
+    MAX_PAYLOAD, MAX_SECONDS,
+};
 use tokio::time::Instant;
 pub use zookeeper::{children, create_sequential, exists};
 
