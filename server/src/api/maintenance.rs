@@ -132,55 +132,13 @@ impl Maintenance for MaintenanceService {
         // compaction has finished: records still waiting for the background
         // deletion would make it differ from etcd's for the same history.
         store.compaction_done().await;
-        let (rev, compact) = {
-            let st = store.read();
-            (
-                crate::mvcc::check_rev(&st, req.revision, st.rev)?,
-                st.compact_rev,
-            )
-        };
-        // etcd's hash: CRC-32C over the bucket name, then every stored
-        // revision up to `rev` as bbolt holds it (main, '_', sub, 't' for a
-        // tombstone) with its KeyValue; a tombstone's value is the bare key.
-        // Revisions at or below the compaction count only if they are still
-        // what their key shows at `rev` (etcd's `Keep(rev)`), unless no key
-        // shows anything. Synod stores the same revisions, so the hashes
-        // agree with etcd's for the same history.
-        let (visible, any_visible) = {
-            let st = store.read();
-            let visible: std::collections::HashSet<crate::mvcc::Rev> = st
-                .index
-                .range(crate::mvcc::KeyRange::From(&[0]), rev)
-                .map(|(_, r)| r)
-                .collect();
-            let any = !visible.is_empty();
-            (visible, any)
-        };
-        let mut hash = crc32c::crc32c(b"key");
-        for (rev, kv, tombstone) in store.history_revs(1, rev)? {
-            use prost::Message;
-            if rev.main <= compact && any_visible && !visible.contains(&rev) {
-                continue;
-            }
-            let mut k = Vec::with_capacity(18);
-            k.extend_from_slice(&(rev.main as u64).to_be_bytes());
-            k.push(b'_');
-            k.extend_from_slice(&(rev.sub as u64).to_be_bytes());
-            let v = if tombstone {
-                k.push(b't');
-                synod_proto::mvccpb::KeyValue {
-                    key: kv.key,
-                    ..Default::default()
-                }
-                .encode_to_vec()
-            } else {
-                kv.encode_to_vec()
-            };
-            hash = crc32c::crc32c_append(hash, &k);
-            hash = crc32c::crc32c_append(hash, &v);
-        }
+        let store = store.clone();
+        let (hash, rev, compact) =
+            tokio::task::spawn_blocking(move || hash_kv(&store, req.revision))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??;
         Ok(Response::new(HashKvResponse {
-            header: Some(self.node.header(store.current_rev())),
+            header: Some(self.node.header(self.node.store.current_rev())),
             hash,
             compact_revision: compact,
             hash_revision: rev,
@@ -217,4 +175,55 @@ impl Maintenance for MaintenanceService {
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
+}
+
+/// etcd's HashKV: CRC-32C over the bucket name, then every stored revision up
+/// to `rev` as bbolt holds it (main, '_', sub, 't' for a tombstone) with its
+/// KeyValue; a tombstone's value is the bare key. Revisions at or below the
+/// compaction count only if they are still what their key shows at `rev`
+/// (etcd's `Keep(rev)`), unless no key shows anything. Synod stores the same
+/// revisions, so the hashes agree with etcd's for the same history. Streams
+/// the records from storage, with the background compaction held off so the
+/// history does not change under the scan. Returns the hash, the revision it
+/// covers and the compaction point.
+fn hash_kv(
+    store: &crate::mvcc::Store,
+    revision: i64,
+) -> Result<(u32, i64, i64), crate::error::EtcdError> {
+    use prost::Message;
+    let _held = store.hold_compaction();
+    let (rev, compact, visible) = {
+        let st = store.read();
+        let rev = crate::mvcc::check_rev(&st, revision, st.rev)?;
+        let visible: std::collections::HashSet<crate::mvcc::Rev> = st
+            .index
+            .range(crate::mvcc::KeyRange::From(&[0]), rev)
+            .map(|(_, r)| r)
+            .collect();
+        (rev, st.compact_rev, visible)
+    };
+    let any_visible = !visible.is_empty();
+    let mut hash = crc32c::crc32c(b"key");
+    store.each_revision(1, rev, |r, kv, tombstone| {
+        if r.main <= compact && any_visible && !visible.contains(&r) {
+            return;
+        }
+        let mut k = Vec::with_capacity(18);
+        k.extend_from_slice(&(r.main as u64).to_be_bytes());
+        k.push(b'_');
+        k.extend_from_slice(&(r.sub as u64).to_be_bytes());
+        let v = if tombstone {
+            k.push(b't');
+            synod_proto::mvccpb::KeyValue {
+                key: kv.key,
+                ..Default::default()
+            }
+            .encode_to_vec()
+        } else {
+            kv.encode_to_vec()
+        };
+        hash = crc32c::crc32c_append(hash, &k);
+        hash = crc32c::crc32c_append(hash, &v);
+    })?;
+    Ok((hash, rev, compact))
 }

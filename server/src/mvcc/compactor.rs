@@ -9,7 +9,7 @@
 //! records the index no longer needs and queues them again.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use super::{rev_key, Rev};
@@ -29,6 +29,9 @@ struct Shared {
     /// Records queued and not yet deleted, for callers that wait until a
     /// compaction is physically done (HashKV, `physical` compactions).
     left: tokio::sync::watch::Sender<usize>,
+    /// Held (shared) by scans that need the history to stay put, taken
+    /// (exclusive) by the worker for each batch it deletes.
+    pause: RwLock<()>,
 }
 
 #[derive(Default)]
@@ -44,6 +47,7 @@ impl Compactor {
             queue: Mutex::new(Queue::default()),
             more: Condvar::new(),
             left: tokio::sync::watch::channel(0).0,
+            pause: RwLock::new(()),
         });
         let s = shared.clone();
         let worker = std::thread::Builder::new()
@@ -64,6 +68,10 @@ impl Compactor {
         q.revs.extend(revs);
         self.shared.left.send_replace(q.revs.len());
         self.shared.more.notify_one();
+    }
+
+    pub fn hold(&self) -> RwLockReadGuard<'_, ()> {
+        self.shared.pause.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until every record queued so far is deleted.
@@ -114,9 +122,11 @@ fn run(shared: &Shared, tree: &sled::Tree) {
         }
         // A failed delete leaves records nothing reads (the index dropped
         // them); the next start queues them again.
+        let held = shared.pause.write().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = tree.apply_batch(b) {
             tracing::warn!("deleting compacted revisions failed: {e}");
         }
+        drop(held);
         let left = shared.lock().revs.len();
         shared.left.send_replace(left);
         std::thread::sleep(PAUSE);

@@ -264,18 +264,38 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(Rev, KeyValue, bool)>, EtcdError> {
+        let mut out = Vec::new();
+        self.each_revision(from, to, |rev, kv, tombstone| {
+            out.push((rev, kv, tombstone))
+        })?;
+        Ok(out)
+    }
+
+    /// Visits every record with a revision in `[from, to]`, in order,
+    /// straight from storage (nothing is collected).
+    pub fn each_revision(
+        &self,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(Rev, KeyValue, bool),
+    ) -> Result<(), EtcdError> {
         self.check()?;
         let start = rev_key(Rev::new(from, 0));
         let end = rev_key(Rev::new(to.saturating_add(1), 0));
-        let mut out = Vec::new();
         for item in self.tree.range(start..end) {
             let (k, v) = item?;
             let rev = Rev::from_bytes(&k[1..])
                 .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
             let (kv, tombstone) = decode_record(&v)?;
-            out.push((rev, kv, tombstone));
+            f(rev, kv, tombstone);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Keeps the background compaction from deleting records while the guard
+    /// lives, for scans that must see one consistent history.
+    pub fn hold_compaction(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.compactor.hold()
     }
 
     /// The value `key` had just before revision `main`, if it still can be read.
