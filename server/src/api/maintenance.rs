@@ -147,33 +147,22 @@ impl Maintenance for MaintenanceService {
 
     /// Streams a consistent copy of the store (Synod's own format: the
     /// state machine's key/value pairs), in chunks with the bytes remaining.
+    /// The copy is written to a temporary file first (under the store's read
+    /// lock, as one consistent view), never held in memory whole.
     async fn snapshot(
         &self,
         _req: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
-        use sha2::{Digest, Sha256};
-        let pairs = self.node.store.dump()?;
-        let mut data = bincode::serialize(&pairs).map_err(|e| Status::internal(e.to_string()))?;
-        // etcd clients expect a body in 512-byte pages followed by its
-        // SHA-256 (they check `size % 512 == 32`); pad to match.
-        data.resize(data.len().div_ceil(512) * 512, 0);
-        let digest = Sha256::digest(&data);
-        data.extend_from_slice(&digest);
-        let header = self.node.header(self.node.store.current_rev());
-        let total = data.len();
-        let chunks: Vec<Result<SnapshotResponse, Status>> = data
-            .chunks(SNAPSHOT_CHUNK)
-            .enumerate()
-            .map(|(i, c)| {
-                Ok(SnapshotResponse {
-                    header: Some(header),
-                    remaining_bytes: (total - (i * SNAPSHOT_CHUNK + c.len())) as u64,
-                    blob: c.to_vec(),
-                    version: ETCD_API_VERSION.to_string(),
-                })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+        let store = self.node.store.clone();
+        let (file, total, rev) = tokio::task::spawn_blocking(move || write_snapshot(&store))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let header = self.node.header(rev);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || send_snapshot(file, total, header, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
@@ -226,4 +215,62 @@ fn hash_kv(
         hash = crc32c::crc32c_append(hash, &v);
     })?;
     Ok((hash, rev, compact))
+}
+
+/// The snapshot body in an unnamed temporary file, its length and revision:
+/// the store's pairs, padded to 512-byte pages and followed by the SHA-256 of
+/// all that, as etcd clients expect (they check `size % 512 == 32`).
+fn write_snapshot(store: &crate::mvcc::Store) -> Result<(std::fs::File, u64, i64), Status> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let io = |e: std::io::Error| Status::internal(format!("snapshot file: {e}"));
+    let mut file = tempfile::tempfile().map_err(io)?;
+    let rev = store.write_dump(&mut file)?;
+    let len = file.stream_position().map_err(io)?;
+    let padded = len.div_ceil(512) * 512;
+    file.write_all(&vec![0; (padded - len) as usize])
+        .map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+    }
+    file.write_all(&sha.finalize()).map_err(io)?;
+    let total = file.stream_position().map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    Ok((file, total, rev))
+}
+
+/// Reads the snapshot file out in chunks to the response stream; stops early
+/// if the client goes away.
+fn send_snapshot(
+    mut file: std::fs::File,
+    total: u64,
+    header: synod_proto::etcdserverpb::ResponseHeader,
+    tx: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
+) {
+    use std::io::Read;
+    let mut sent = 0u64;
+    while sent < total {
+        let mut blob = vec![0; SNAPSHOT_CHUNK.min((total - sent) as usize)];
+        if let Err(e) = file.read_exact(&mut blob) {
+            let _ = tx.blocking_send(Err(Status::internal(format!("snapshot file: {e}"))));
+            return;
+        }
+        sent += blob.len() as u64;
+        let chunk = SnapshotResponse {
+            header: Some(header),
+            remaining_bytes: total - sent,
+            blob,
+            version: ETCD_API_VERSION.to_string(),
+        };
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
 }

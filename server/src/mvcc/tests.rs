@@ -541,3 +541,20 @@ fn a_failed_apply_stops_serving_rather_than_serve_memory_ahead_of_disk() {
     );
     assert!(s.apply([Some(&batch)], Vec::new()).is_err());
 }
+
+#[test]
+fn a_streamed_dump_reads_back_as_the_dump() {
+    let (_d, s) = open();
+    apply(
+        &s,
+        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 5 }),
+    );
+    for i in 0..300 {
+        put(&s, &format!("k{}", i % 40), &"v".repeat(i));
+    }
+    let mut file = std::io::Cursor::new(Vec::new());
+    let rev = s.write_dump(&mut file).unwrap();
+    assert_eq!(rev, s.current_rev());
+    let back: Pairs = bincode::deserialize(file.get_ref()).unwrap();
+    assert_eq!(back, s.dump().unwrap());
+}
