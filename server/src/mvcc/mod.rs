@@ -91,6 +91,26 @@ pub fn encode_record(kv: &KeyValue, tombstone: bool) -> Vec<u8> {
     buf
 }
 
+/// The two fields of a stored `KeyValue` that opening the store needs; the
+/// others (the value above all) are skipped by the decoder, not copied, so a
+/// restart does not read every value into memory one by one.
+#[derive(Clone, PartialEq, prost::Message)]
+struct KeyAndLease {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(int64, tag = "6")]
+    lease: i64,
+}
+
+fn decode_key_and_lease(bytes: &[u8]) -> Result<(KeyAndLease, bool), EtcdError> {
+    let (flag, body) = bytes
+        .split_first()
+        .ok_or_else(|| EtcdError::Internal("empty revision record".into()))?;
+    let kv = KeyAndLease::decode(body)
+        .map_err(|e| EtcdError::Internal(format!("corrupt revision record: {e}")))?;
+    Ok((kv, *flag == 1))
+}
+
 pub fn decode_record(bytes: &[u8]) -> Result<(KeyValue, bool), EtcdError> {
     let (flag, body) = bytes
         .split_first()
@@ -629,7 +649,7 @@ fn load_state(tree: &sled::Tree) -> Result<(State, Vec<Rev>), EtcdError> {
         let (k, v) = item?;
         let rev = Rev::from_bytes(&k[1..])
             .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
-        let (kv, tombstone) = decode_record(&v)?;
+        let (kv, tombstone) = decode_key_and_lease(&v)?;
         st.index.push(&kv.key, rev, tombstone);
         if tombstone || kv.lease == 0 {
             key_lease.remove(&kv.key);

@@ -558,3 +558,32 @@ fn a_streamed_dump_reads_back_as_the_dump() {
     let back: Pairs = bincode::deserialize(file.get_ref()).unwrap();
     assert_eq!(back, s.dump().unwrap());
 }
+
+#[test]
+fn opening_reads_key_and_lease_as_the_full_decoder_does() {
+    for (kv, tombstone) in [
+        (
+            KeyValue {
+                key: b"some/key".to_vec(),
+                create_revision: 3,
+                mod_revision: 9,
+                version: 4,
+                value: vec![7; 3000],
+                lease: 0x1234_5678_9abc,
+            },
+            false,
+        ),
+        (
+            KeyValue {
+                key: b"gone".to_vec(),
+                mod_revision: 12,
+                ..Default::default()
+            },
+            true,
+        ),
+    ] {
+        let rec = encode_record(&kv, tombstone);
+        let (light, t) = decode_key_and_lease(&rec).unwrap();
+        assert_eq!((light.key, light.lease, t), (kv.key, kv.lease, tombstone));
+    }
+}
