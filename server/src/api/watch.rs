@@ -360,8 +360,19 @@ impl Watcher {
                 }
                 msg = changes.recv() => match msg {
                     Ok(c) => {
-                        let events: Vec<Event> =
-                            c.events.iter().filter(|e| self.wants(e)).cloned().collect();
+                        // The previous value is copied only for a watcher
+                        // that asked for it: with many watchers on a prefix
+                        // the copies add up.
+                        let events: Vec<Event> = c
+                            .events
+                            .iter()
+                            .filter(|e| self.wants(e))
+                            .map(|e| Event {
+                                r#type: e.r#type,
+                                kv: e.kv.clone(),
+                                prev_kv: if self.prev_kv { e.prev_kv.clone() } else { None },
+                            })
+                            .collect();
                         if !self.send(events, c.rev).await {
                             return;
                         }
