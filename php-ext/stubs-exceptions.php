@@ -41,4 +41,9 @@ namespace Synod\Exception {
      * Election::proclaim() by a candidate that does not lead (never did, resigned, or lost its lease).
      */
     class NotLeaderException extends SynodException {}
+
+    /**
+     * Job::ack(), release() or extend() after the job's visibility timeout ran out and another worker claimed it (or finished it): this worker no longer has it, and its work may be done twice.
+     */
+    class JobLostException extends SynodException {}
 }

@@ -240,6 +240,15 @@ namespace Synod {
         public function putIfAbsent(string $key, string $value, ?int $lease = null): bool {}
 
         /**
+         * The work queue `name`: ordered (higher priority first, then first in, first out), at-least-once, stored as plain keys under "$name/" (layout in the README). A job delivered `max_attempts` times without an ack goes to the dead-letter queue.
+         *
+         * @param string $name
+         * @param int $max_attempts
+         * @return \Synod\Queue
+         */
+        public function queue(string $name, int $max_attempts = 5): \Synod\Queue {}
+
+        /**
          * The server's status: version, dbSize, leader, memberId, clusterId (ids in hex, as etcdctl prints them), raftIndex, raftTerm, revision.
          *
          * @return array
@@ -393,6 +402,64 @@ namespace Synod {
         public readonly string $value;
 
         public function __construct() {}
+    }
+
+    /**
+     * A claimed job. Finish it with ack(), give it back with release(), or keep it longer with extend(); left alone, it goes to another worker when its visibility timeout runs out. Made by Queue::claim().
+     */
+    class Job {
+        /**
+         * How many times the job was delivered, this time included (1 the first time).
+         *
+         * @var int
+         */
+        public readonly int $attempts;
+
+        /**
+         * The job's id, as push() returned it.
+         *
+         * @var string
+         */
+        public readonly string $id;
+
+        /**
+         * The payload given to push().
+         *
+         * @var string
+         */
+        public readonly string $payload;
+
+        /**
+         * The priority given to push().
+         *
+         * @var int
+         */
+        public readonly int $priority;
+
+        public function __construct() {}
+
+        /**
+         * Finishes the job: it is removed for good. JobLostException when the visibility timeout ran out and another worker claimed it (or finished it) meanwhile; a timeout that ran out with nobody else claiming still counts.
+         *
+         * @return void
+         */
+        public function ack(): void {}
+
+        /**
+         * Keeps the job claimed for `seconds` from now, instead of what was left of its visibility timeout. JobLostException as for ack().
+         *
+         * @param int $seconds
+         * @return void
+         */
+        public function extend(int $seconds): void {}
+
+        /**
+         * Gives the job back: claimable again at once in its old place, or after `delay` seconds (then in line from that time). A job that has had maxAttempts deliveries goes to the dead-letter queue instead. JobLostException as for ack().
+         *
+         * @param float $delay
+         * @return void
+         */
+        public function release(float $delay = 0.0): void {}
     }
 
     /**
@@ -746,6 +813,76 @@ namespace Synod {
     }
 
     /**
+     * An ordered, at-least-once work queue stored as plain etcd keys (layout in the README): higher priority first, then first in, first out. Made by Client::queue().
+     */
+    class Queue {
+        /**
+         * Deliveries of a job before it goes to the dead-letter queue.
+         *
+         * @var int
+         */
+        public readonly int $maxAttempts;
+
+        /**
+         * The queue's name.
+         *
+         * @var string
+         */
+        public readonly string $name;
+
+        public function __construct() {}
+
+        /**
+         * Waits up to `timeout` seconds (without limit when null; 0: only if one is claimable now) for a job and claims it for `visibility` seconds: unless acknowledged, released or extended in that time, it goes to another worker. Null when none came in time. Waits on a watch, not by polling.
+         *
+         * @param float|null $timeout
+         * @param int $visibility
+         * @return \Synod\Job|null
+         */
+        public function claim(?float $timeout = null, int $visibility = 30): ?\Synod\Job {}
+
+        /**
+         * The dead-letter queue as job id => payload, oldest first: jobs delivered maxAttempts times without an ack. At most `limit` (0: all).
+         *
+         * @param int $limit
+         * @return array
+         */
+        public function deadLetters(int $limit = 0): array {}
+
+        /**
+         * Adds a job and returns its id. Higher priorities are claimed first; with a `delay` in seconds, the job is claimable only once that time has passed. Payloads up to 1,571,840 bytes (etcd's 1.5 MiB request limit less 1 KiB).
+         *
+         * @param string $payload
+         * @param int $priority
+         * @param float $delay
+         * @return string
+         */
+        public function push(string $payload, int $priority = 0, float $delay = 0.0): string {}
+
+        /**
+         * Puts a dead-letter job back in line (at the end of its priority) with its attempts counted from 0 again; false when there is no such dead job.
+         *
+         * @param string $id
+         * @return bool
+         */
+        public function requeue(string $id): bool {}
+
+        /**
+         * How many jobs are waiting or being worked on (ready, claimed and delayed; not the dead letters).
+         *
+         * @return int
+         */
+        public function size(): int {}
+
+        /**
+         * How many jobs are where, at one revision: ['ready' => claimable now, 'claimed' => being worked on, 'delayed' => waiting for their time, 'dead' => in the dead-letter queue].
+         *
+         * @return array
+         */
+        public function stats(): array {}
+    }
+
+    /**
      * A transaction being built: comparisons, then the operations to run when
      * all hold, else the others. Made by Client::txn().
      */
@@ -975,4 +1112,9 @@ namespace Synod\Exception {
      * Election::proclaim() by a candidate that does not lead (never did, resigned, or lost its lease).
      */
     class NotLeaderException extends SynodException {}
+
+    /**
+     * Job::ack(), release() or extend() after the job's visibility timeout ran out and another worker claimed it (or finished it): this worker no longer has it, and its work may be done twice.
+     */
+    class JobLostException extends SynodException {}
 }

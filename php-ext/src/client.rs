@@ -32,6 +32,7 @@ use crate::errors;
 use crate::lease::Lease;
 use crate::lock::Lock;
 use crate::mirror::Mirror;
+use crate::queue::Queue;
 use crate::runtime::{self, Conn};
 use crate::txn::{key_range, value_error, Txn};
 use crate::values::KeyValue;
@@ -564,6 +565,12 @@ impl Client {
     /// This process's copy of every key under `prefix`, loaded at one revision and kept fresh by a background watch: reads without a server round trip. Loaded on the first call in the process; later calls, in this request or later ones, return the same copy.
     pub fn mirror(&self, prefix: Bytes) -> PhpResult<Mirror> {
         Mirror::new(&self.conn, &prefix)
+    }
+
+    /// The work queue `name`: ordered (higher priority first, then first in, first out), at-least-once, stored as plain keys under "$name/" (layout in the README). A job delivered `max_attempts` times without an ack goes to the dead-letter queue.
+    #[php(defaults(max_attempts = 5))]
+    pub fn queue(&self, name: Bytes, max_attempts: i64) -> PhpResult<Queue> {
+        Queue::new(&self.conn, &name, max_attempts)
     }
 
     /// Whether `key` exists (ZooKeeper's exists(); a key with keys under it but no value of its own does not).

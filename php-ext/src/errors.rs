@@ -51,9 +51,10 @@ pub enum Kind {
     LeaseNotFound,
     LockLost,
     NotLeader,
+    JobLost,
 }
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind::Synod,
     Kind::Connection,
     Kind::Timeout,
@@ -61,9 +62,10 @@ const KINDS: [Kind; 7] = [
     Kind::LeaseNotFound,
     Kind::LockLost,
     Kind::NotLeader,
+    Kind::JobLost,
 ];
 
-static ENTRIES: [AtomicPtr<ClassEntry>; 7] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 7];
+static ENTRIES: [AtomicPtr<ClassEntry>; 8] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 8];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -75,6 +77,7 @@ impl Kind {
             Kind::LeaseNotFound => "Synod\\Exception\\LeaseNotFoundException",
             Kind::LockLost => "Synod\\Exception\\LockLostException",
             Kind::NotLeader => "Synod\\Exception\\NotLeaderException",
+            Kind::JobLost => "Synod\\Exception\\JobLostException",
         }
     }
 
@@ -98,7 +101,7 @@ fn remember<const K: usize>(ce: &'static mut ClassEntry, args: ArgInfoTables) {
     std::mem::forget(args);
 }
 
-const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 7] = [
+const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 8] = [
     remember::<0>,
     remember::<1>,
     remember::<2>,
@@ -106,6 +109,7 @@ const REGISTER: [fn(&'static mut ClassEntry, ArgInfoTables); 7] = [
     remember::<4>,
     remember::<5>,
     remember::<6>,
+    remember::<7>,
 ];
 
 /// Module startup: registers the exception classes.
@@ -168,6 +172,9 @@ pub fn to_php(e: synod_client::Error) -> PhpException {
         }
         Server { message, .. } if message == recipes::NOT_LEADER => {
             exception(Kind::NotLeader, msg, code)
+        }
+        Server { message, .. } if message.starts_with(recipes::JOB_LOST) => {
+            exception(Kind::JobLost, msg, code)
         }
         Server { .. } => exception(Kind::Synod, msg, code),
     }

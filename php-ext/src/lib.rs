@@ -11,6 +11,7 @@ mod errors;
 mod lease;
 mod lock;
 mod mirror;
+mod queue;
 mod runtime;
 mod txn;
 mod values;
@@ -40,5 +41,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<election::LeaderObserver>()
         .class::<election::Election>()
         .class::<mirror::Mirror>()
+        .class::<queue::Job>()
+        .class::<queue::Queue>()
         .class::<client::Client>()
 }
