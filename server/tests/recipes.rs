@@ -1028,6 +1028,26 @@ fn jobs_written_by_any_etcd_client_and_bad_input() {
         assert_eq!(text(&job), "from rust");
         q.ack(&mut job).await.unwrap();
         assert!(claim_now(&q).await.is_none());
+        // Nor do they hide the delayed jobs behind them.
+        for junk in ["mixed/delayed/0", "mixed/delayed/0000000000000001/x/y"] {
+            c.put(PutRequest {
+                key: junk.as_bytes().to_vec(),
+                value: b"?".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        q.push(b"delayed", 0, Duration::from_millis(300))
+            .await
+            .unwrap();
+        let mut job = q
+            .claim(Some(Duration::from_secs(5)), 30)
+            .await
+            .unwrap()
+            .expect("the delayed job came");
+        assert_eq!(text(&job), "delayed");
+        q.ack(&mut job).await.unwrap();
 
         // Bad input changes nothing.
         let bad = |r: Result<Queue, Error>| matches!(r, Err(Error::InvalidArgument(_)));

@@ -60,6 +60,9 @@ const PAGE: i64 = 64;
 const CANDIDATES: usize = 16;
 /// Due delayed jobs moved to ready per request.
 const PROMOTE: i64 = 16;
+/// Delayed keys read to find the earliest due: a key another client wrote
+/// outside the layout must not hide the jobs behind it.
+const DUE_PEEK: i64 = 8;
 
 #[derive(Clone)]
 pub struct Queue {
@@ -542,7 +545,7 @@ impl Queue {
                     }),
                     op_range(RangeRequest {
                         keys_only: true,
-                        limit: 1,
+                        limit: DUE_PEEK,
                         ..under(&delayed)
                     }),
                 ],
@@ -558,9 +561,12 @@ impl Queue {
                     .collect()
             })
             .unwrap_or_default();
-        let next_due = first_kv(&resp, 2)
-            .and_then(|kv| self.parse_delayed(&kv.key))
-            .map(|(due, _, _)| due);
+        let next_due = super::range_at(&resp, 2).and_then(|r| {
+            r.kvs
+                .iter()
+                .find_map(|kv| self.parse_delayed(&kv.key))
+                .map(|(due, _, _)| due)
+        });
         let mut candidates = Vec::new();
         let mut page = super::range_at(&resp, 0).cloned().unwrap_or_default();
         loop {
@@ -608,32 +614,45 @@ impl Queue {
     /// Moves the delayed jobs that are due to `ready/`, each in a txn that
     /// only one claimer wins.
     async fn promote_due(&self) -> Result<(), Error> {
-        let delayed = self.sub("delayed/");
         let end = self.sub(&format!("delayed/{}", hex16(now_micros() + 1)));
-        let resp = self
-            .client
-            .range(RangeRequest {
-                key: delayed,
-                range_end: end,
-                limit: PROMOTE,
-                ..Default::default()
-            })
-            .await?;
-        for kv in resp.kvs {
-            let Some((due, priority, id)) = self.parse_delayed(&kv.key) else {
-                continue;
-            };
-            // It enters the line at its due time, not at this late move.
-            let ready = self.ready_key(priority, due, &id);
-            self.client
-                .txn(TxnRequest {
-                    compare: vec![mod_revision_is(&kv.key, kv.mod_revision)],
-                    success: vec![op_delete(&kv.key), op_put(&ready, kv.value, 0)],
-                    failure: vec![],
+        let mut from = self.sub("delayed/");
+        loop {
+            let resp = self
+                .client
+                .range(RangeRequest {
+                    key: from,
+                    range_end: end.clone(),
+                    limit: PROMOTE,
+                    ..Default::default()
                 })
                 .await?;
+            let mut tried = false;
+            for kv in &resp.kvs {
+                let Some((due, priority, id)) = self.parse_delayed(&kv.key) else {
+                    continue;
+                };
+                tried = true;
+                // It enters the line at its due time, not at this late move.
+                let ready = self.ready_key(priority, due, &id);
+                self.client
+                    .txn(TxnRequest {
+                        compare: vec![mod_revision_is(&kv.key, kv.mod_revision)],
+                        success: vec![op_delete(&kv.key), op_put(&ready, kv.value.clone(), 0)],
+                        failure: vec![],
+                    })
+                    .await?;
+            }
+            // Keys outside the layout are left alone, but must not hide
+            // the due jobs behind them.
+            let Some(last) = resp.kvs.last() else {
+                return Ok(());
+            };
+            if tried || !resp.more {
+                return Ok(());
+            }
+            from = last.key.clone();
+            from.push(0);
         }
-        Ok(())
     }
 
     /// Tries to claim one of `candidates`, the first one first; after a
