@@ -785,6 +785,12 @@ async fn claim_now(q: &Queue) -> Option<Job> {
     q.claim(Some(Duration::ZERO), 30).await.unwrap()
 }
 
+/// The next job, which must come within `secs` seconds.
+async fn claim_within(q: &Queue, secs: u64) -> Job {
+    let job = q.claim(Some(Duration::from_secs(secs)), 30).await.unwrap();
+    job.expect("no job came in time")
+}
+
 fn text(job: &Job) -> &str {
     std::str::from_utf8(&job.payload).unwrap()
 }
@@ -816,11 +822,7 @@ fn higher_priority_first_then_fifo_and_delayed_jobs_wake_a_waiting_claimer() {
         // The delayed job is not due yet: a claimer waits for it on a
         // timer, with nothing else happening in the queue.
         let t = Instant::now();
-        let mut job = q
-            .claim(Some(Duration::from_secs(10)), 30)
-            .await
-            .unwrap()
-            .expect("the delayed job came");
+        let mut job = claim_within(&q, 10).await;
         let waited = t.elapsed();
         assert_eq!(text(&job), "later");
         assert_eq!(job.priority, 10);
@@ -979,11 +981,7 @@ fn release_extend_and_a_finished_job() {
         let mut two = claim_now(&q).await.unwrap();
         assert_eq!(text(&two), "two");
         assert!(claim_now(&q).await.is_none());
-        let mut one = q
-            .claim(Some(Duration::from_secs(5)), 30)
-            .await
-            .unwrap()
-            .unwrap();
+        let mut one = claim_within(&q, 5).await;
         assert_eq!((text(&one), one.attempts), ("one", 3));
         q.ack(&mut one).await.unwrap();
 
@@ -1017,35 +1015,19 @@ fn jobs_written_by_any_etcd_client_and_bad_input() {
         assert_eq!((job.id.as_str(), text(&job)), ("ext-1", "from etcdctl"));
         q.ack(&mut job).await.unwrap();
         // Keys that do not follow the layout are left alone.
-        c.put(PutRequest {
-            key: b"mixed/ready/junk".to_vec(),
-            value: b"?".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        put_kv(&c, "mixed/ready/junk", "?").await;
         let mut job = claim_now(&q).await.unwrap();
         assert_eq!(text(&job), "from rust");
         q.ack(&mut job).await.unwrap();
         assert!(claim_now(&q).await.is_none());
         // Nor do they hide the delayed jobs behind them.
         for junk in ["mixed/delayed/0", "mixed/delayed/0000000000000001/x/y"] {
-            c.put(PutRequest {
-                key: junk.as_bytes().to_vec(),
-                value: b"?".to_vec(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+            put_kv(&c, junk, "?").await;
         }
         q.push(b"delayed", 0, Duration::from_millis(300))
             .await
             .unwrap();
-        let mut job = q
-            .claim(Some(Duration::from_secs(5)), 30)
-            .await
-            .unwrap()
-            .expect("the delayed job came");
+        let mut job = claim_within(&q, 5).await;
         assert_eq!(text(&job), "delayed");
         q.ack(&mut job).await.unwrap();
 
@@ -1076,11 +1058,7 @@ fn jobs_written_by_any_etcd_client_and_bad_input() {
         q.release(&mut job, Duration::from_millis(10))
             .await
             .unwrap();
-        let mut job = q
-            .claim(Some(Duration::from_secs(5)), 30)
-            .await
-            .unwrap()
-            .unwrap();
+        let mut job = claim_within(&q, 5).await;
         assert_eq!(job.payload, max);
         q.ack(&mut job).await.unwrap();
     });
