@@ -3,16 +3,16 @@
 //! turns (etcd first in odd runs, synod first in even ones) so that drift in
 //! the machine's state does not favour either. Prints medians and ratios.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use synod_proto::etcdserverpb::RangeRequest;
 
 use crate::load::{self, Error, Op, Outcome, Spec};
+use crate::server::Server;
+use crate::{bulk, leases, watch};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,7 +28,8 @@ pub struct Args {
     /// Length of one run.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Workloads to run, comma-separated.
+    /// Workloads to run, comma-separated. The long ones (watch, leases,
+    /// load1m, compact) run only when named.
     #[arg(
         long,
         value_enum,
@@ -36,6 +37,18 @@ pub struct Args {
         default_value = "put1,put64,get64,sget64,txn16"
     )]
     workloads: Vec<Workload>,
+    /// Keys loaded by `load1m`.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Revisions written (over 1,000 keys) before `compact` compacts them.
+    #[arg(long, default_value_t = 1_000_000)]
+    revisions: u64,
+    /// Leases granted and kept alive by `leases`.
+    #[arg(long, default_value_t = 100_000)]
+    leases: u64,
+    /// Watchers in `watch`, each with its own stream, over 16 connections.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -50,6 +63,19 @@ pub enum Workload {
     Sget64,
     /// 16 clients, each a compare-and-swap loop on its own key.
     Txn16,
+    /// One writer putting under a prefix, 1,000 watchers on it (one stream
+    /// each): events delivered per second, put-to-event lag, and missed or
+    /// repeated events.
+    Watch,
+    /// 100,000 leases granted, then kept alive over 64 LeaseKeepAlive
+    /// streams: round trip and server CPU.
+    Leases,
+    /// 1,000,000 keys of 256 bytes loaded by 64 clients: load rate, peak
+    /// RSS, data on disk, then restart time to the first answered get.
+    Load1m,
+    /// 1,000,000 revisions written, then one compaction while 16 clients
+    /// read: the reads' p99 and max, and the Compact call's duration.
+    Compact,
 }
 
 impl Workload {
@@ -60,18 +86,27 @@ impl Workload {
             Workload::Get64 => "get/64",
             Workload::Sget64 => "sget/64",
             Workload::Txn16 => "txn/16",
+            Workload::Watch => "watch",
+            Workload::Leases => "leases",
+            Workload::Load1m => "load1m",
+            Workload::Compact => "compact",
         }
     }
 
-    fn spec(self, duration: Duration) -> Spec {
+    /// The load-generator settings of a throughput workload; None for
+    /// those measured otherwise, whose figures go in the second table.
+    fn spec(self, duration: Duration) -> Option<Spec> {
         let (op, clients, serializable) = match self {
             Workload::Put1 => (Op::Put, 1, false),
             Workload::Put64 => (Op::Put, 64, false),
             Workload::Get64 => (Op::Get, 64, false),
             Workload::Sget64 => (Op::Get, 64, true),
             Workload::Txn16 => (Op::Txn, 16, false),
+            Workload::Watch | Workload::Leases | Workload::Load1m | Workload::Compact => {
+                return None
+            }
         };
-        Spec {
+        Some(Spec {
             op,
             clients,
             conns: clients.min(8),
@@ -80,7 +115,60 @@ impl Workload {
             keyspace: 10_000,
             value_size: 256,
             serializable,
+        })
+    }
+
+    /// Runs a workload of the second table on `server`.
+    async fn measure(
+        self,
+        server: &mut Server,
+        args: &Args,
+        bar: &ProgressBar,
+    ) -> Result<Vec<Figure>, Error> {
+        let duration = Duration::from_secs_f64(args.seconds);
+        match self {
+            Workload::Watch => watch::run(server, args.watchers, 16, duration).await,
+            Workload::Leases => leases::run(server, args.leases, duration).await,
+            Workload::Load1m => bulk::load(server, args.keys, bar).await,
+            Workload::Compact => bulk::compact(server, args.revisions, bar).await,
+            _ => unreachable!("{self:?} is a throughput workload"),
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Unit {
+    PerSec,
+    Ms,
+    Secs,
+    MB,
+    /// CPU seconds used per second of wall time.
+    CpuPerSec,
+    Count,
+}
+
+/// One measured figure of a run, for the second table.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    name: &'static str,
+    unit: Unit,
+    value: f64,
+}
+
+impl Figure {
+    pub fn new(name: &'static str, unit: Unit, value: f64) -> Figure {
+        Figure { name, unit, value }
+    }
+}
+
+fn show(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::PerSec => format!("{}/s", thousands(v)),
+        Unit::Ms => format!("{v:.2} ms"),
+        Unit::Secs => format!("{v:.2} s"),
+        Unit::MB => format!("{} MB", thousands(v)),
+        Unit::CpuPerSec => format!("{v:.2} CPU-s/s"),
+        Unit::Count => thousands(v),
     }
 }
 
@@ -90,104 +178,11 @@ enum Kind {
     Etcd,
 }
 
-struct Server {
-    child: Child,
-    endpoint: String,
-    dir: tempfile::TempDir,
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-impl Server {
-    /// Starts a fresh server with etcd's single-member flags and waits
-    /// until it answers a get.
-    async fn start(bin: &Path) -> Result<Server, Error> {
-        let dir = tempfile::Builder::new().prefix("synod-bench").tempdir()?;
-        let (port, peer) = (free_port()?, free_port()?);
-        let client = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let child = Command::new(bin)
-            .arg("--name=n1")
-            .arg(format!("--data-dir={}", dir.path().join("data").display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=n1={peer}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", bin.display()))?;
-        let mut server = Server {
-            child,
-            endpoint: format!("127.0.0.1:{port}"),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                return Err(format!("{} exited with {status}", bin.display()).into());
-            }
-            if let Ok(mut c) = load::connect(&server.endpoint, 1).await {
-                let ready = c[0]
-                    .range(RangeRequest {
-                        key: b"ready".to_vec(),
-                        ..Default::default()
-                    })
-                    .await;
-                if ready.is_ok() {
-                    return Ok(server);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} did not start", bin.display()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The server's peak resident memory so far, in bytes.
-    fn peak_rss(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    }
-
-    /// Bytes the data directory occupies on disk.
-    fn disk_usage(&self) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(p) else {
-                return 0;
-            };
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.blocks() * 512,
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        walk(&self.dir.path().join("data"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[derive(Default)]
 struct Runs {
     outcomes: Vec<Outcome>,
+    /// Per run, for the workloads of the second table.
+    figures: Vec<Vec<Figure>>,
     peak_rss: Vec<u64>,
     disk: Vec<u64>,
 }
@@ -269,6 +264,23 @@ pub async fn run(args: Args) -> Result<(), Error> {
         "each figure: median of {} runs of {} s, fresh server per run, runs alternated",
         args.runs, args.seconds
     );
+    let sizes: Vec<String> = args
+        .workloads
+        .iter()
+        .filter_map(|w| match w {
+            Workload::Watch => Some(format!("watch: {} watchers", args.watchers)),
+            Workload::Leases => Some(format!("leases: {}", thousands(args.leases as f64))),
+            Workload::Load1m => Some(format!("load1m: {} keys", thousands(args.keys as f64))),
+            Workload::Compact => Some(format!(
+                "compact: {} revisions",
+                thousands(args.revisions as f64)
+            )),
+            _ => None,
+        })
+        .collect();
+    if !sizes.is_empty() {
+        println!("sizes:   {}", sizes.join(", "));
+    }
     let mut table: Vec<(Workload, Runs, Runs)> = Vec::new();
     for &w in &args.workloads {
         let (mut synod, mut etcd) = (Runs::default(), Runs::default());
@@ -289,21 +301,40 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     run + 1,
                     args.runs
                 ));
-                let server = Server::start(bin).await?;
-                let spec = w.spec(duration);
-                if spec.op == Op::Get {
-                    load::prefill(&server.endpoint, spec.keyspace, spec.value_size).await?;
-                }
-                let o = load::run(&server.endpoint, &spec).await?;
-                let line = format!(
-                    "{:8} {label:5} run {}: {:>8}/s p50 {:.2} ms p99 {:.2} ms errors {}",
-                    w.name(),
-                    run + 1,
-                    thousands(o.rate),
-                    o.p50_ms,
-                    o.p99_ms,
-                    o.errors
-                );
+                let mut server = Server::start(bin).await?;
+                let line = match w.spec(duration) {
+                    Some(spec) => {
+                        if spec.op == Op::Get {
+                            load::prefill(&server.endpoint, spec.keyspace, spec.value_size).await?;
+                        }
+                        let o = load::run(&server.endpoint, &spec).await?;
+                        let line = format!(
+                            "{:8} {label:5} run {}: {:>8}/s p50 {:.2} ms p99 {:.2} ms errors {}",
+                            w.name(),
+                            run + 1,
+                            thousands(o.rate),
+                            o.p50_ms,
+                            o.p99_ms,
+                            o.errors
+                        );
+                        runs.outcomes.push(o);
+                        line
+                    }
+                    None => {
+                        let figures = w.measure(&mut server, &args, &bar).await?;
+                        let shown: Vec<String> = figures
+                            .iter()
+                            .map(|f| format!("{} {}", f.name, show(f.unit, f.value)))
+                            .collect();
+                        runs.figures.push(figures);
+                        format!(
+                            "{:8} {label:5} run {}: {}",
+                            w.name(),
+                            run + 1,
+                            shown.join(", ")
+                        )
+                    }
+                };
                 // A hidden bar (output not a terminal) drops its println.
                 if bar.is_hidden() {
                     println!("{line}");
@@ -312,19 +343,22 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 }
                 runs.peak_rss.extend(server.peak_rss());
                 runs.disk.push(server.disk_usage());
-                runs.outcomes.push(o);
                 bar.inc(1);
             }
         }
         table.push((w, synod, etcd));
     }
     bar.finish_and_clear();
-    println!();
-    println!(
-        "| workload | synod | etcd | synod/etcd | p99 synod | p99 etcd | peak RSS synod | peak RSS etcd |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (w, s, e) in &table {
+    let (first, second): (Vec<_>, Vec<_>) =
+        table.iter().partition(|(w, ..)| w.spec(duration).is_some());
+    if !first.is_empty() {
+        println!();
+        println!(
+            "| workload | synod | etcd | synod/etcd | p99 synod | p99 etcd | peak RSS synod | peak RSS etcd |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+    }
+    for (w, s, e) in first {
         let rate = |r: &Runs| median(r.outcomes.iter().map(|o| o.rate).collect());
         let p99 = |r: &Runs| median(r.outcomes.iter().map(|o| o.p99_ms).collect());
         let rss = |r: &Runs| median(r.peak_rss.iter().map(|&b| b as f64 / 1e6).collect());
@@ -339,6 +373,42 @@ pub async fn run(args: Args) -> Result<(), Error> {
             rss(s),
             rss(e)
         );
+    }
+    if !second.is_empty() {
+        println!();
+        println!("| workload | figure | synod | etcd | synod/etcd |");
+        println!("|---|---|---|---|---|");
+    }
+    for (w, s, e) in second {
+        let Some(names) = s.figures.first().or(e.figures.first()) else {
+            continue;
+        };
+        for f in names {
+            let med = |r: &Runs| {
+                median(
+                    r.figures
+                        .iter()
+                        .flatten()
+                        .filter(|g| g.name == f.name)
+                        .map(|g| g.value)
+                        .collect(),
+                )
+            };
+            let (vs, ve) = (med(s), med(e));
+            // Counts of zero (errors, mostly) have no meaningful ratio.
+            let ratio = if ve != 0.0 && vs.is_finite() && ve.is_finite() {
+                format!("{:.2}", vs / ve)
+            } else {
+                "–".to_string()
+            };
+            println!(
+                "| {} | {} | {} | {} | {ratio} |",
+                w.name(),
+                f.name,
+                show(f.unit, vs),
+                show(f.unit, ve)
+            );
+        }
     }
     Ok(())
 }

@@ -54,36 +54,59 @@ pub fn key(i: u64) -> Vec<u8> {
     format!("bench/{i:08}").into_bytes()
 }
 
-pub async fn connect(endpoint: &str, n: usize) -> Result<Vec<KvClient<Channel>>, Error> {
+/// `n` gRPC connections (at least one) to `endpoint`.
+pub async fn channels(endpoint: &str, n: usize) -> Result<Vec<Channel>, Error> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
-        let ch = Endpoint::from_shared(format!("http://{endpoint}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await?;
-        // etcd's responses to large ranges exceed tonic's 4 MiB default.
-        out.push(KvClient::new(ch).max_decoding_message_size(usize::MAX));
+        out.push(
+            Endpoint::from_shared(format!("http://{endpoint}"))?
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await?,
+        );
     }
     Ok(out)
 }
 
+pub async fn connect(endpoint: &str, n: usize) -> Result<Vec<KvClient<Channel>>, Error> {
+    Ok(channels(endpoint, n)
+        .await?
+        .into_iter()
+        // etcd's responses to large ranges exceed tonic's 4 MiB default.
+        .map(|ch| KvClient::new(ch).max_decoding_message_size(usize::MAX))
+        .collect())
+}
+
 /// Writes every key of the keyspace once, so that gets find them.
 pub async fn prefill(endpoint: &str, keyspace: u64, value_size: usize) -> Result<(), Error> {
+    write(endpoint, keyspace, keyspace, value_size, Arc::default()).await
+}
+
+/// `puts` puts from 64 clients over 8 connections, the i-th to key
+/// `i % keys`, so that `keys` keys get `puts / keys` revisions each.
+/// `issued` (starting at 0) counts the puts sent, for a caller showing
+/// progress; it ends a little above `puts`.
+pub async fn write(
+    endpoint: &str,
+    puts: u64,
+    keys: u64,
+    value_size: usize,
+    issued: Arc<AtomicU64>,
+) -> Result<(), Error> {
     let clients = connect(endpoint, 8).await?;
     let value = vec![b'v'; value_size];
-    let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..64 {
         let mut kv = clients[c % clients.len()].clone();
-        let (next, value) = (next.clone(), value.clone());
+        let (issued, value) = (issued.clone(), value.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= keyspace {
+                let i = issued.fetch_add(1, Ordering::Relaxed);
+                if i >= puts {
                     return Ok::<(), tonic::Status>(());
                 }
                 kv.put(PutRequest {
-                    key: key(i),
+                    key: key(i % keys.max(1)),
                     value: value.clone(),
                     ..Default::default()
                 })
@@ -95,6 +118,15 @@ pub async fn prefill(endpoint: &str, keyspace: u64, value_size: usize) -> Result
         t.await??;
     }
     Ok(())
+}
+
+/// The `p` quantile (0..=1) of sorted microsecond latencies, in ms.
+pub fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
 }
 
 struct Cas {
@@ -217,13 +249,7 @@ pub async fn run(endpoint: &str, spec: &Spec) -> Result<Outcome, Error> {
     }
     let elapsed = start.elapsed();
     lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        lat[i] as f64 / 1000.0
-    };
+    let pct = |p: f64| percentile(&lat, p);
     Ok(Outcome {
         requests: lat.len() as u64,
         errors: errors.load(Ordering::Relaxed),

@@ -3,8 +3,12 @@
 //! tool; `synod-bench compare` runs the same workloads against fresh synod
 //! and etcd servers, alternating, and prints medians and ratios.
 
+mod bulk;
 mod compare;
+mod leases;
 mod load;
+mod server;
+mod watch;
 
 use std::time::Duration;
 
