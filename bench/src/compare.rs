@@ -49,6 +49,9 @@ pub struct Args {
     /// Watchers in `watch`, each with its own stream, over 16 connections.
     #[arg(long, default_value_t = 1000)]
     watchers: usize,
+    /// Also write every run's figures and the medians to this file, as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -161,6 +164,17 @@ impl Figure {
     }
 }
 
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::PerSec => "per second",
+        Unit::Ms => "ms",
+        Unit::Secs => "s",
+        Unit::MB => "MB",
+        Unit::CpuPerSec => "CPU seconds per second",
+        Unit::Count => "count",
+    }
+}
+
 fn show(unit: Unit, v: f64) -> String {
     match unit {
         Unit::PerSec => format!("{}/s", thousands(v)),
@@ -185,6 +199,18 @@ struct Runs {
     figures: Vec<Vec<Figure>>,
     peak_rss: Vec<u64>,
     disk: Vec<u64>,
+}
+
+impl Runs {
+    /// The figure called `name`, run by run.
+    fn values(&self, name: &str) -> Vec<f64> {
+        self.figures
+            .iter()
+            .flatten()
+            .filter(|g| g.name == name)
+            .map(|g| g.value)
+            .collect()
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -317,6 +343,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
                             o.p99_ms,
                             o.errors
                         );
+                        runs.figures.push(vec![
+                            Figure::new("rate", Unit::PerSec, o.rate),
+                            Figure::new("p50", Unit::Ms, o.p50_ms),
+                            Figure::new("p99", Unit::Ms, o.p99_ms),
+                            Figure::new("errors", Unit::Count, o.errors as f64),
+                            Figure::new("peak RSS", Unit::MB, {
+                                server.peak_rss().unwrap_or(0) as f64 / 1e6
+                            }),
+                        ]);
                         runs.outcomes.push(o);
                         line
                     }
@@ -384,17 +419,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             continue;
         };
         for f in names {
-            let med = |r: &Runs| {
-                median(
-                    r.figures
-                        .iter()
-                        .flatten()
-                        .filter(|g| g.name == f.name)
-                        .map(|g| g.value)
-                        .collect(),
-                )
-            };
-            let (vs, ve) = (med(s), med(e));
+            let (vs, ve) = (median(s.values(f.name)), median(e.values(f.name)));
             // Counts of zero (errors, mostly) have no meaningful ratio.
             let ratio = if ve != 0.0 && vs.is_finite() && ve.is_finite() {
                 format!("{:.2}", vs / ve)
@@ -410,5 +435,63 @@ pub async fn run(args: Args) -> Result<(), Error> {
             );
         }
     }
+    if let Some(path) = &args.json {
+        std::fs::write(path, json(&args, &table))
+            .map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
     Ok(())
+}
+
+/// The runs as JSON: one row per workload and figure, with each server's
+/// values run by run and their medians.
+fn json(args: &Args, table: &[(Workload, Runs, Runs)]) -> String {
+    fn string(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+    fn number(v: f64) -> String {
+        if v.is_finite() {
+            format!("{v}")
+        } else {
+            "null".into()
+        }
+    }
+    let mut rows = Vec::new();
+    for (w, s, e) in table {
+        let Some(names) = s.figures.first().or(e.figures.first()) else {
+            continue;
+        };
+        for f in names {
+            let list = |v: &[f64]| v.iter().map(|&x| number(x)).collect::<Vec<_>>().join(", ");
+            let (vs, ve) = (s.values(f.name), e.values(f.name));
+            rows.push(format!(
+                "    {{\"workload\": {}, \"figure\": {}, \"unit\": {}, \"synod\": [{}], \"etcd\": [{}], \"synod_median\": {}, \"etcd_median\": {}}}",
+                string(w.name()),
+                string(f.name),
+                string(unit_name(f.unit)),
+                list(&vs),
+                list(&ve),
+                number(median(vs.clone())),
+                number(median(ve.clone())),
+            ));
+        }
+    }
+    format!(
+        "{{\n  \"machine\": {},\n  \"synod\": {},\n  \"etcd\": {},\n  \"runs\": {},\n  \"seconds\": {},\n  \"results\": [\n{}\n  ]\n}}\n",
+        string(&machine()),
+        string(&version(&args.synod)),
+        string(&version(&args.etcd)),
+        args.runs,
+        number(args.seconds),
+        rows.join(",\n")
+    )
 }
