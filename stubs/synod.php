@@ -850,7 +850,7 @@ namespace Synod {
         public function deadLetters(int $limit = 0): array {}
 
         /**
-         * Adds a job and returns its id. Higher priorities are claimed first; with a `delay` in seconds, the job is claimable only once that time has passed. Payloads up to 1,571,840 bytes (etcd's 1.5 MiB request limit less 1 KiB).
+         * Adds a job and returns its id. Higher priorities are claimed first; with a `delay` in seconds, the job is claimable only once that time has passed. Payloads up to 1,570,816 bytes (etcd's 1.5 MiB request limit less 2 KiB for the keys).
          *
          * @param string $payload
          * @param int $priority

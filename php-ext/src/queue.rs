@@ -82,7 +82,7 @@ impl Queue {
         self.target.as_ref().map_or(0, |t| t.max_attempts)
     }
 
-    /// Adds a job and returns its id. Higher priorities are claimed first; with a `delay` in seconds, the job is claimable only once that time has passed. Payloads up to 1,571,840 bytes (etcd's 1.5 MiB request limit less 1 KiB).
+    /// Adds a job and returns its id. Higher priorities are claimed first; with a `delay` in seconds, the job is claimable only once that time has passed. Payloads up to 1,570,816 bytes (etcd's 1.5 MiB request limit less 2 KiB for the keys).
     #[php(defaults(priority = 0, delay = 0.0))]
     pub fn push(&self, payload: Bytes, priority: i64, delay: f64) -> PhpResult<String> {
         let delay = recipes::job_delay(delay).map_err(to_php)?;

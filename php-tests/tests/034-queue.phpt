@@ -144,7 +144,7 @@ $dq->claim(0)->release();
 var_dump(count($dq->deadLetters()), count($dq->deadLetters(1)));
 
 echo "-- the largest payload fits etcd's request limit\n";
-$big = str_repeat('y', 1571840);
+$big = str_repeat('y', 1570816);
 $q->push($big);
 $job = $q->claim(0);
 var_dump(strlen($job->payload));
@@ -152,15 +152,22 @@ $job->release(0.1);
 $job = $q->claim(5);
 var_dump($job->payload === $big);
 $job->ack();
+// With the longest name too, into the dead letters: the largest txn.
+$long = str_pad("$n-", 128, 'l');
+$lq = $c->queue($long, max_attempts: 1);
+$lq->push($big);
+$lq->claim(0)->release();
+var_dump(strlen($long), strlen($lq->deadLetters()[array_key_first($lq->deadLetters())]));
+$c->deletePrefix("$long/");
 
 echo "-- bad input changes nothing\n";
 $before = $c->countPrefix("$n/");
 attempt('queue(empty)', fn() => $c->queue(''));
-attempt('queue(300 bytes)', fn() => $c->queue(str_repeat('n', 300)));
+attempt('queue(129 bytes)', fn() => $c->queue(str_repeat('n', 129)));
 attempt('queue(max_attempts: 0)', fn() => $c->queue($n, max_attempts: 0));
 attempt('queue([])', fn() => $c->queue([]));
 attempt('push(1.5 MiB)', fn() => $q->push(str_repeat('z', 1572864)));
-attempt('push(largest + 1)', fn() => $q->push(str_repeat('z', 1571841)));
+attempt('push(largest + 1)', fn() => $q->push(str_repeat('z', 1570817)));
 attempt('push(delay: -1)', fn() => $q->push('x', delay: -1));
 attempt('push(delay: NAN)', fn() => $q->push('x', delay: NAN));
 attempt('push(delay: 2 years)', fn() => $q->push('x', delay: 2 * 365 * 86400));
@@ -299,11 +306,13 @@ int(1)
 int(2)
 int(1)
 -- the largest payload fits etcd's request limit
-int(1571840)
+int(1570816)
 bool(true)
+int(128)
+int(1570816)
 -- bad input changes nothing
 queue(empty): ValueError
-queue(300 bytes): ValueError
+queue(129 bytes): ValueError
 queue(max_attempts: 0): ValueError
 queue([]): TypeError
 push(1.5 MiB): ValueError

@@ -46,11 +46,11 @@ pub const JOB_LOST: &str = "queue: job lost";
 pub const DEFAULT_MAX_ATTEMPTS: i64 = 5;
 /// etcd's default request limit (`--max-request-bytes`), 1.5 MiB.
 pub const MAX_REQUEST: usize = 1_572_864;
-/// The largest payload: etcd's request limit less 1 KiB for the key and
-/// the txn around it.
-pub const MAX_PAYLOAD: usize = MAX_REQUEST - 1024;
-/// The longest queue name, so that every key fits in that 1 KiB.
-pub const MAX_NAME: usize = 256;
+/// The largest payload: etcd's request limit less 2 KiB for the keys of the
+/// txn that carries it (moving a job to the dead letters names five).
+pub const MAX_PAYLOAD: usize = MAX_REQUEST - 2048;
+/// The longest queue name, so that those keys fit in the 2 KiB.
+pub const MAX_NAME: usize = 128;
 /// The longest delay or visibility: a year.
 pub const MAX_SECONDS: i64 = 365 * 86_400;
 
@@ -290,7 +290,7 @@ fn check_ttl(what: &str, s: i64) -> Result<(), Error> {
 fn check_payload(payload: &[u8]) -> Result<(), Error> {
     if payload.len() > MAX_PAYLOAD {
         return Err(invalid(format!(
-            "the payload has {} bytes, more than the {MAX_PAYLOAD} that fit in one etcd request (1.5 MiB less 1 KiB for the key)",
+            "the payload has {} bytes, more than the {MAX_PAYLOAD} that fit in one etcd request (1.5 MiB less 2 KiB for the keys)",
             payload.len()
         )));
     }
