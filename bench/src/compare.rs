@@ -178,6 +178,7 @@ fn unit_name(unit: Unit) -> &'static str {
 fn show(unit: Unit, v: f64) -> String {
     match unit {
         Unit::PerSec => format!("{}/s", thousands(v)),
+        Unit::Ms if v >= 1000.0 => format!("{} ms", thousands(v)),
         Unit::Ms => format!("{v:.2} ms"),
         Unit::Secs => format!("{v:.2} s"),
         Unit::MB => format!("{} MB", thousands(v)),

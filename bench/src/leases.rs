@@ -1,6 +1,7 @@
 //! Many leases kept alive: grants them, then sends keep-alives for all of
 //! them over LeaseKeepAlive streams, each stream going round its share of
-//! the leases with one request in flight, for the length of the run.
+//! the leases with one request in flight, for the length of the run (and
+//! longer if needed for every lease to be renewed once).
 //! Measures the keep-alive round trip and the server's CPU time meanwhile.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,7 +79,8 @@ pub async fn run(server: &Server, leases: u64, duration: Duration) -> Result<Vec
     ])
 }
 
-/// One LeaseKeepAlive stream going round `ids` until `deadline`. Returns
+/// One LeaseKeepAlive stream going round `ids` until `deadline`, and at
+/// least once round all of them even if that takes longer. Returns
 /// the round trips in microseconds and the answers that were not a renewal
 /// (TTL ≤ 0: the lease was gone).
 async fn keep_alive(
@@ -93,6 +95,7 @@ async fn keep_alive(
     // The first request is queued before the call is made: etcd answers
     // the call (sends its headers) only with its first response.
     let (tx, rx) = mpsc::channel(1);
+    let share = ids.len();
     let mut ids = ids.iter().copied().cycle();
     let mut id = ids.next().expect("not empty");
     let mut sent = Instant::now();
@@ -108,7 +111,7 @@ async fn keep_alive(
             errors += 1;
         }
         sent = Instant::now();
-        if sent >= deadline {
+        if sent >= deadline && rtt.len() >= share {
             break;
         }
         id = ids.next().expect("endless");
