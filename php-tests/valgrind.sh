@@ -39,6 +39,8 @@ EXT="$work/libsynod.so"
 cp target/debug/libsynod.so "$EXT"
 mkdir -p "$work/php-tests" "$work/bin"
 cp -r php-tests/tests "$work/php-tests/tests"
+# 033 runs the fpm test's TCP proxy.
+cp -r php-tests/fpm "$work/php-tests/fpm"
 ln -s "$PWD/examples" "$work/examples"
 
 # run-tests.php calls `valgrind -q --tool=memcheck ... --log-file=TEST.mem CMD`
@@ -61,7 +63,7 @@ done
 name=$(basename "$mem" .mem)
 /usr/bin/valgrind "${opts[@]}" --log-file="$VG_LOGS/$name.%p.log" \
   --leak-check=no --error-limit=no --num-callers=40 --suppressions="$VG_SUPP" \
-  --trace-children-skip='*/etcdctl,*/etcd,*/synod' "$@"
+  --trace-children-skip='*/etcdctl,*/etcd,*/synod,*/python3*' "$@"
 rc=$?
 for f in "$VG_LOGS/$name".*.log; do
   [ -e "$f" ] || continue

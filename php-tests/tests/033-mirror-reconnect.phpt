@@ -30,7 +30,8 @@ function proxy(string $ep, string $portFile, int $port = 0)
         $args[] = (string) $port;
     }
     $proc = proc_open($args, [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
-    for ($i = 0; $i < 100 && !filesize_now($portFile); $i++) {
+    // Up to 30 s, for a loaded machine or a run under valgrind.
+    for ($i = 0; $i < 600 && !filesize_now($portFile); $i++) {
         pause(0.05);
     }
     return $proc;
