@@ -249,6 +249,14 @@ namespace Synod {
         public function queue(string $name, int $max_attempts = 5): \Synod\Queue {}
 
         /**
+         * The instances of `service`: register() this process, instances(), pick() one (round-robin or random, skipping those marked down), watch() membership. Stored as plain keys "synod/services/$service/ID" with JSON values, so other languages take part with any etcd client (layout in the README). ValueError for an empty name or one with '/'.
+         *
+         * @param string $service
+         * @return \Synod\ServiceRegistry
+         */
+        public function services(string $service): \Synod\ServiceRegistry {}
+
+        /**
          * The server's status: version, dbSize, leader, memberId, clusterId (ids in hex, as etcdctl prints them), raftIndex, raftTerm, revision.
          *
          * @return array
@@ -880,6 +888,273 @@ namespace Synod {
          * @return array
          */
         public function stats(): array {}
+    }
+
+    /**
+     * This process's registration of an instance: kept alive in the background until deregister() or the end of the process, not the end of the request or of this object. Made by ServiceRegistry::register().
+     */
+    class Registration {
+        /**
+         * The instance's id.
+         *
+         * @var string
+         */
+        public readonly string $id;
+
+        /**
+         * The instance's key: "synod/services/SERVICE/ID".
+         *
+         * @var string
+         */
+        public readonly string $key;
+
+        /**
+         * The service's name.
+         *
+         * @var string
+         */
+        public readonly string $service;
+
+        /**
+         * The TTL in seconds the server granted.
+         *
+         * @var int
+         */
+        public readonly int $ttl;
+
+        public function __construct() {}
+
+        /**
+         * Removes the instance now (revokes its lease) and stops keeping it alive; nothing to do when not registered by this process.
+         *
+         * @return void
+         */
+        public function deregister(): void {}
+
+        /**
+         * Whether the key is being kept alive: false after deregister(), while it is being registered again after its lease was lost, once another process registered the same id after such a loss, and in a forked child.
+         *
+         * @return bool
+         */
+        public function isActive(): bool {}
+
+        /**
+         * The lease the key is on now (a new one after the registration had to be made again); null once deregistered, or in a forked child.
+         *
+         * @return int|null
+         */
+        public function lease(): ?int {}
+    }
+
+    /**
+     * One membership change of a service. Read-only.
+     */
+    class ServiceEvent {
+        public const ADDED = 'added';
+
+        public const REMOVED = 'removed';
+
+        public const UPDATED = 'updated';
+
+        /**
+         * The instance as it is now; for a removal, as it was last.
+         *
+         * @var \Synod\ServiceInstance
+         */
+        public readonly \Synod\ServiceInstance $instance;
+
+        /**
+         * The store revision of the change.
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        /**
+         * ServiceEvent::ADDED, UPDATED (address, port or meta changed) or REMOVED (deregistered, expired, deleted, or its value no longer an instance).
+         *
+         * @var string
+         */
+        public readonly string $type;
+
+        public function __construct() {}
+    }
+
+    /**
+     * A registered instance as read from the server. Read-only.
+     */
+    class ServiceInstance {
+        /**
+         * Where to reach it: a host name or IP address.
+         *
+         * @var string
+         */
+        public readonly string $address;
+
+        /**
+         * The instance's id (the last part of its key).
+         *
+         * @var string
+         */
+        public readonly string $id;
+
+        /**
+         * The metadata given at registration, as an array.
+         *
+         * @var array
+         */
+        public readonly array $meta;
+
+        /**
+         * Its port, 1..65535.
+         *
+         * @var int
+         */
+        public readonly int $port;
+
+        /**
+         * The store revision of the instance's last write (its registration or update).
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        /**
+         * The service's name.
+         *
+         * @var string
+         */
+        public readonly string $service;
+
+        public function __construct() {}
+    }
+
+    /**
+     * Registers instances of one service and finds them. Instances are plain keys "synod/services/SERVICE/ID" with JSON values {"id", "address", "port", "meta"} (layout in the README), so any etcd client registers and discovers too. Made by Client::services().
+     */
+    class ServiceRegistry {
+        /**
+         * The service's name.
+         *
+         * @var string
+         */
+        public readonly string $service;
+
+        public function __construct() {}
+
+        /**
+         * Every registered instance, sorted by id, as the server has them now. Keys under the prefix whose value is not an instance (not JSON, no address or port) are skipped.
+         *
+         * @return array
+         */
+        public function instances(): array {}
+
+        /**
+         * Makes pick() skip `instance` for `seconds` (up to 86400; 0 lifts the mark), in this process only, as Curator's down-instance policy does for an instance that failed.
+         *
+         * @param \Synod\ServiceInstance $instance
+         * @param float $seconds
+         * @return void
+         */
+        public function markDown(\Synod\ServiceInstance $instance, float $seconds): void {}
+
+        /**
+         * One instance, read from the server now, skipping those marked down: 'round-robin' (in turn, across the requests of this process) or 'random'. Null when there is none (none registered, or all marked down). ValueError for another strategy.
+         *
+         * @param string $strategy
+         * @return \Synod\ServiceInstance|null
+         */
+        public function pick(string $strategy = 'round-robin'): ?\Synod\ServiceInstance {}
+
+        /**
+         * Registers this process as instance `id` at `address`:`port` with `meta` (anything json_encode() takes: strings, numbers, bools, null, arrays). Its key lives on a lease of `ttl` seconds kept alive in the background for the life of the process (across requests), registered again by itself if the lease is lost, and revoked when the process exits or deregister() is called; a process killed with kill -9 is gone after the TTL. Registering the same id again updates it in place. ValueError for an empty service or id, an id with '/', a port outside 1..65535, a ttl outside 1..86400 or meta that cannot be JSON; nothing is written then.
+         *
+         * @param string $id
+         * @param string $address
+         * @param int $port
+         * @param array $meta
+         * @param int $ttl
+         * @return \Synod\Registration
+         */
+        public function register(string $id, string $address, int $port, array $meta = [], int $ttl = 10): \Synod\Registration {}
+
+        /**
+         * Membership changes from now on (ServiceEvent: added, updated, removed), in the server's order; wait() with a timeout, or foreach. A removal carries the instance as it was.
+         *
+         * @return \Synod\ServiceWatch
+         */
+        public function watch(): \Synod\ServiceWatch {}
+    }
+
+    /**
+     * Membership changes of a service. Made by ServiceRegistry::watch(); iterate it with foreach, or call wait().
+     */
+    class ServiceWatch implements \Iterator {
+        /**
+         * The revision of the last event handed out (before any: the store revision the watch started at).
+         *
+         * @var int
+         */
+        public readonly int $revision;
+
+        public function __construct() {}
+
+        /**
+         * Stops the watch; later waits return [] and foreach ends.
+         *
+         * @return void
+         */
+        public function cancel(): void {}
+
+        /**
+         * The current event of a foreach.
+         *
+         * @return \Synod\ServiceEvent|null
+         */
+        public function current(): ?\Synod\ServiceEvent {}
+
+        /**
+         * The instances as this watch knows them: as of its start, with every change it has received applied (also those not handed out yet).
+         *
+         * @return array
+         */
+        public function instances(): array {}
+
+        /**
+         * The position of the current event in this foreach, from 0.
+         *
+         * @return int
+         */
+        public function key(): int {}
+
+        /**
+         * Waits (without limit) for the next event of a foreach.
+         *
+         * @return void
+         */
+        public function next(): void {}
+
+        /**
+         * Starts a foreach: waits for the next event not handed out yet.
+         *
+         * @return void
+         */
+        public function rewind(): void {}
+
+        /**
+         * Whether a foreach has an event; false once the watch was cancelled.
+         *
+         * @return bool
+         */
+        public function valid(): bool {}
+
+        /**
+         * Waits up to `timeout` seconds (forever when null) for changes and returns them; [] when none came in time. PHP signal handlers run only between calls, so a loop that must react to signals passes a timeout.
+         *
+         * @param float|null $timeout
+         * @return array
+         */
+        public function wait(?float $timeout = null): array {}
     }
 
     /**

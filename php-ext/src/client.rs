@@ -34,6 +34,7 @@ use crate::lock::Lock;
 use crate::mirror::Mirror;
 use crate::queue::Queue;
 use crate::runtime::{self, Conn};
+use crate::services::ServiceRegistry;
 use crate::txn::{key_range, value_error, Txn};
 use crate::values::KeyValue;
 use crate::watch::Watch;
@@ -135,7 +136,7 @@ fn endpoint_list(endpoints: &Zval) -> PhpResult<Vec<String>> {
 /// in `$a[$key] = ...`, so that `$a[$key]` finds it.
 pub struct KeyMap(pub Vec<(Vec<u8>, Vec<u8>)>);
 
-fn integer_key(k: &[u8]) -> Option<i64> {
+pub(crate) fn integer_key(k: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(k).ok()?;
     let n: i64 = s.parse().ok()?;
     (n.to_string() == s).then_some(n)
@@ -571,6 +572,11 @@ impl Client {
     #[php(defaults(max_attempts = 5))]
     pub fn queue(&self, name: Bytes, max_attempts: i64) -> PhpResult<Queue> {
         Queue::new(&self.conn, &name, max_attempts)
+    }
+
+    /// The instances of `service`: register() this process, instances(), pick() one (round-robin or random, skipping those marked down), watch() membership. Stored as plain keys "synod/services/$service/ID" with JSON values, so other languages take part with any etcd client (layout in the README). ValueError for an empty name or one with '/'.
+    pub fn services(&self, service: Bytes) -> PhpResult<ServiceRegistry> {
+        ServiceRegistry::new(&self.conn, &service)
     }
 
     /// Whether `key` exists (ZooKeeper's exists(); a key with keys under it but no value of its own does not).

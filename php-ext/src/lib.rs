@@ -13,6 +13,7 @@ mod lock;
 mod mirror;
 mod queue;
 mod runtime;
+mod services;
 mod txn;
 mod values;
 mod watch;
@@ -43,5 +44,10 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<mirror::Mirror>()
         .class::<queue::Job>()
         .class::<queue::Queue>()
+        .class::<services::ServiceInstance>()
+        .class::<services::ServiceEvent>()
+        .class::<services::ServiceWatch>()
+        .class::<services::Registration>()
+        .class::<services::ServiceRegistry>()
         .class::<client::Client>()
 }

@@ -37,6 +37,12 @@ struct State {
     /// Mirrors by (client key, prefix): loaded once, then read by every
     /// request of the process without a server round trip.
     mirrors: HashMap<MirrorKey, Arc<recipes::Mirror>>,
+    /// Service registrations by (client key, instance key): kept alive for
+    /// the life of the process, revoked when it ends.
+    registrations: HashMap<(String, Vec<u8>), recipes::Registration>,
+    /// Round-robin positions and instances marked down, by (client key,
+    /// service): process-local, shared by every request.
+    pickers: HashMap<(String, String), recipes::Picker>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -65,6 +71,8 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> PhpResult<T>) -> PhpResult<T> {
             next_lock: 0,
             elections: HashMap::new(),
             mirrors: HashMap::new(),
+            registrations: HashMap::new(),
+            pickers: HashMap::new(),
         });
     }
     match guard.as_mut() {
@@ -341,6 +349,68 @@ pub fn mirror(conn: &Conn, key: &MirrorKey) -> PhpResult<Arc<recipes::Mirror>> {
     with_state(|s| Ok(s.mirrors.entry(key.clone()).or_insert(m).clone()))
 }
 
+/// Registers an instance under `key` (see `recipes::Registration`) for the
+/// rest of the process, replacing this process's earlier registration of
+/// the same key only once the new one is in place, so the key never goes
+/// away meanwhile. The TTL the server granted.
+pub fn register(conn: &Conn, key: Vec<u8>, value: Vec<u8>, ttl: i64) -> PhpResult<i64> {
+    let client = conn.client()?;
+    let runtime = with_state(|s| Ok(s.runtime.clone()))?;
+    let started = runtime.block_on(recipes::Registration::start(
+        client,
+        key.clone(),
+        value,
+        ttl,
+    ));
+    let reg = started.map_err(to_php)?;
+    let granted = reg.ttl();
+    let old = with_state(|s| Ok(s.registrations.insert((conn.key(), key), reg)))?;
+    // Inside the runtime, so the old lease (which no longer carries the
+    // key) is revoked by it.
+    let _enter = runtime.enter();
+    drop(old);
+    Ok(granted)
+}
+
+/// Reads this process's registration of `key`, if it has one.
+pub fn view_registration<T>(
+    conn: &Conn,
+    key: &[u8],
+    f: impl FnOnce(&recipes::Registration) -> T,
+) -> PhpResult<Option<T>> {
+    with_state(|s| Ok(s.registrations.get(&(conn.key(), key.to_vec())).map(f)))
+}
+
+/// Ends this process's registration of `key` (nothing to do without one).
+pub fn deregister(conn: &Conn, key: &[u8]) -> PhpResult<()> {
+    let (runtime, found) = with_state(|s| {
+        let found = s.registrations.remove(&(conn.key(), key.to_vec()));
+        Ok((s.runtime.clone(), found))
+    })?;
+    let Some(mut reg) = found else {
+        return Ok(());
+    };
+    let done = runtime.block_on(async { reg.deregister().await });
+    let _enter = runtime.enter();
+    drop(reg);
+    done.map_err(to_php)
+}
+
+/// Runs `f` on this process's picker for `service`.
+pub fn with_picker<T>(
+    conn: &Conn,
+    service: &str,
+    f: impl FnOnce(&mut recipes::Picker) -> T,
+) -> PhpResult<T> {
+    with_state(|s| {
+        let picker = s
+            .pickers
+            .entry((conn.key(), service.to_string()))
+            .or_default();
+        Ok(f(picker))
+    })
+}
+
 /// How long request shutdown may spend revoking leases, all of them together.
 const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -367,9 +437,15 @@ pub extern "C" fn request_shutdown(_type: i32, _module: i32) -> i32 {
 }
 
 /// Module shutdown (the process ends): a leader steps down, so the next
-/// candidate takes over now rather than after the TTL.
+/// candidate takes over now rather than after the TTL, and registered
+/// instances go now rather than when their leases expire.
 pub extern "C" fn module_shutdown(_type: i32, _module: i32) -> i32 {
     at_shutdown(|s, tasks| {
+        for (_, mut r) in std::mem::take(&mut s.registrations) {
+            tasks.spawn(async move {
+                let _ = r.deregister().await;
+            });
+        }
         for (_, mut e) in std::mem::take(&mut s.elections) {
             tasks.spawn(async move {
                 let _ = e.resign().await;

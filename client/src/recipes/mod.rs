@@ -9,6 +9,7 @@ mod election;
 mod lock;
 mod mirror;
 mod queue;
+mod services;
 mod zookeeper;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -21,6 +22,11 @@ pub use mirror::Mirror;
 pub use queue::{
     job_delay, DeadJob, Job, Queue, Released, Stats, DEFAULT_MAX_ATTEMPTS, JOB_LOST, MAX_NAME,
     MAX_PAYLOAD, MAX_SECONDS,
+};
+pub use services::{
+    check_ttl as check_service_ttl, decode as decode_instance, encode as encode_instance,
+    instance_key, instances, service_prefix, Change, ChangeKind, Instance, Picker, RegState,
+    Registration, ServiceWatch, Strategy, MAX_DEPTH, MAX_SERVICE_NAME, MAX_TTL, SERVICES_PREFIX,
 };
 use tokio::time::Instant;
 pub use zookeeper::{children, create_sequential, exists};
