@@ -109,6 +109,10 @@ impl Config {
         split(&self.listen_client_urls)
     }
 
+    pub fn peer_urls(&self) -> Vec<String> {
+        split(&self.listen_peer_urls)
+    }
+
     pub fn advertised_client_urls(&self) -> Vec<String> {
         split(
             self.advertise_client_urls

@@ -9,8 +9,8 @@ use synod::raft::{Members, Node, Options};
 use synod_proto::etcdserverpb::{
     auth_server::AuthServer, cluster_server::ClusterServer, kv_server::KvServer,
     lease_server::LeaseServer, maintenance_server::MaintenanceServer, watch_server::WatchServer,
-    Member,
 };
+use synod_proto::synodpb::peer_server::PeerServer;
 use synod_proto::v3electionpb::election_server::ElectionServer;
 use synod_proto::v3lockpb::lock_server::LockServer;
 use tracing_subscriber::EnvFilter;
@@ -54,9 +54,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .find(|m| m.name == config.name)
         .ok_or("this member is missing from --initial-cluster")?;
-    if specs.len() > 1 {
-        return Err("multi-member clusters are not supported yet: run one member".into());
-    }
+    let bootstrap = match config.initial_cluster_state.as_str() {
+        "new" => true,
+        "existing" => false,
+        other => {
+            return Err(format!(
+                "--initial-cluster-state must be \"new\" or \"existing\", not {other:?}"
+            )
+            .into())
+        }
+    };
     let nodes: BTreeMap<u64, BasicNode> = specs
         .iter()
         .map(|m| (m.id, BasicNode::new(m.peer_urls.join(","))))
@@ -68,36 +75,45 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let opts = Options {
         snapshot_count: config.snapshot_count,
+        bootstrap,
     };
     let node = Node::start(&config.data_dir, members, opts).await?;
     let me_id = node.id;
-    let member_list: Vec<Member> = specs
-        .iter()
-        .map(|m| Member {
-            id: if m.name == config.name { me_id } else { m.id },
-            name: m.name.clone(),
-            peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: if m.name == config.name {
-                config.advertised_client_urls()
-            } else {
-                Vec::new()
-            },
-            is_learner: false,
-        })
-        .collect();
 
     let lease_ids = std::sync::Arc::new(api::lease::LeaseIds::new(me_id));
     let mut servers = tokio::task::JoinSet::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    for url in config.peer_urls() {
+        let incoming = listen(&url).await?;
+        let router = tonic::transport::Server::builder().add_service(
+            PeerServer::new(api::peer::PeerService::new(node.clone()))
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        );
+        tracing::info!(%url, "serving peers");
+        let mut stop = stop_rx.clone();
+        servers.spawn(router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    // Like etcd, serve clients only once this member's name and client URLs
+    // are published, which takes a leader: a member counts as started from
+    // then on, and nothing it answers can change under a client because of
+    // its own start.
+    let attrs = synod_proto::synodpb::MemberAttributes {
+        id: me_id,
+        name: config.name.clone(),
+        client_urls: config.advertised_client_urls(),
+    };
+    tokio::select! {
+        _ = publish(&node, attrs) => {}
+        _ = shutdown_signal() => {
+            let _ = node.raft.shutdown().await;
+            return Ok(());
+        }
+    }
     for url in config.client_urls() {
-        let addr = socket_addr(&url).await?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {url}: {e}"))?;
-        // Without TCP_NODELAY small gRPC replies wait out delayed ACKs (~40 ms).
-        let incoming = tonic::transport::server::TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(std::time::Duration::from_secs(60)));
+        let incoming = listen(&url).await?;
         let router = tonic::transport::Server::builder()
             .layer(tower::util::MapResponseLayer::new(api::etcd_limit_status))
             .add_service(
@@ -126,7 +142,6 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .add_service(AuthServer::new(api::auth::AuthService::new(node.clone())))
             .add_service(ClusterServer::new(api::cluster::ClusterService::new(
                 node.clone(),
-                member_list.clone(),
             )))
             .add_service(
                 MaintenanceServer::new(api::maintenance::MaintenanceService::new(node.clone()))
@@ -166,6 +181,46 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let _ = node.raft.shutdown().await;
     node.db.flush_async().await?;
     Ok(())
+}
+
+async fn listen(
+    url: &str,
+) -> Result<tonic::transport::server::TcpIncoming, Box<dyn std::error::Error>> {
+    let addr = socket_addr(url).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {url}: {e}"))?;
+    // Without TCP_NODELAY small gRPC replies wait out delayed ACKs (~40 ms).
+    Ok(tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(std::time::Duration::from_secs(60))))
+}
+
+/// Publishes this member's name and client URLs through Raft, as etcd does
+/// once it has joined, retrying until a leader takes it. A restart with the
+/// same attributes writes nothing: it first catches up with what is
+/// committed, then finds them already there.
+async fn publish(node: &Node, attrs: synod_proto::synodpb::MemberAttributes) {
+    use synod_proto::synodpb::{request::Op, Request};
+    loop {
+        let res = async {
+            node.read_index().await?;
+            if node.store.members()?.get(&attrs.id) == Some(&attrs) {
+                return Ok(());
+            }
+            let req = Request {
+                op: Some(Op::Publish(attrs.clone())),
+            };
+            node.propose(req).await.map(|_| ())
+        };
+        match res.await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::info!("publishing member attributes: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// How long a stopping server waits for requests in flight.

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod peer;
 pub mod watch;
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.

@@ -30,6 +30,8 @@ const REV_PREFIX: u8 = b'r';
 const LEASE_PREFIX: u8 = b'l';
 const META_REV: &[u8] = b"mrev";
 const META_COMPACT: &[u8] = b"mcompact";
+/// Followed by a member id: the attributes that member published.
+const META_MEMBER: &[u8] = b"mmember/";
 
 /// Raw storage pairs: a snapshot's content.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -82,6 +84,10 @@ fn lease_key(id: i64) -> [u8; 9] {
     k[0] = LEASE_PREFIX;
     k[1..].copy_from_slice(&id.to_be_bytes());
     k
+}
+
+fn member_key(id: u64) -> Vec<u8> {
+    [META_MEMBER, &id.to_be_bytes()[..]].concat()
 }
 
 pub fn encode_record(kv: &KeyValue, tombstone: bool) -> Vec<u8> {
@@ -377,6 +383,18 @@ impl Store {
         for l in st.leases.values_mut() {
             l.deadline = lease_deadline(l.ttl);
         }
+    }
+
+    /// The attributes every member published, by member id.
+    pub fn members(&self) -> Result<HashMap<u64, synodpb::MemberAttributes>, EtcdError> {
+        let mut out = HashMap::new();
+        for item in self.tree.scan_prefix(META_MEMBER) {
+            let (_, v) = item?;
+            if let Ok(a) = synodpb::MemberAttributes::decode(&v[..]) {
+                out.insert(a.id, a);
+            }
+        }
+        Ok(out)
     }
 
     /// The whole state machine as key/value pairs: the Raft snapshot.

@@ -14,8 +14,8 @@ use synod_proto::mvccpb::{self, event::EventType, KeyValue};
 use synod_proto::synodpb::{self, request, response};
 
 use super::{
-    check_rev, encode_record, lease_deadline, lease_key, load, range, rev_key, KeyRange, Lease,
-    Rev, State,
+    check_rev, encode_record, lease_deadline, lease_key, load, member_key, range, rev_key,
+    KeyRange, Lease, Rev, State,
 };
 use crate::error::EtcdError;
 
@@ -75,6 +75,11 @@ impl<'a> WriteTxn<'a> {
             }
             // One revision per lease that had keys, as when etcd's lessor
             // revokes expired leases one by one.
+            Some(request::Op::Publish(a)) => {
+                use prost::Message;
+                self.batch.insert(&member_key(a.id)[..], a.encode_to_vec());
+                Ok(response::Op::Publish(synodpb::PublishResponse {}))
+            }
             Some(request::Op::LeaseExpire(r)) => {
                 for id in &r.ids {
                     if self.st.leases.contains_key(id) {

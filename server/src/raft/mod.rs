@@ -18,8 +18,10 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
 use synod_proto::etcdserverpb::ResponseHeader;
+use synod_proto::synodpb::peer_client::PeerClient;
 use synod_proto::synodpb::{self, response};
 use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
 
 use crate::error::EtcdError;
 use crate::mvcc::Store;
@@ -68,6 +70,28 @@ pub struct Node {
     reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
 }
 
+/// Who serves writes and linearizable reads right now, as this member sees it.
+enum Leadership {
+    Me,
+    Other(NodeId, PeerClient<Channel>),
+    Unknown,
+}
+
+fn leadership(raft: &Raft, peers: &network::Peers) -> Leadership {
+    let m = raft.metrics();
+    let m = m.borrow();
+    match m.current_leader {
+        Some(l) if l == m.id && m.state == ServerState::Leader => Leadership::Me,
+        Some(l) if l != m.id => match m.membership_config.membership().get_node(&l) {
+            Some(n) => peers
+                .client(&n.addr)
+                .map_or(Leadership::Unknown, |c| Leadership::Other(l, c)),
+            None => Leadership::Unknown,
+        },
+        _ => Leadership::Unknown,
+    }
+}
+
 pub struct Members {
     pub id: NodeId,
     pub cluster_id: u64,
@@ -77,6 +101,9 @@ pub struct Members {
 pub struct Options {
     /// Log entries between snapshots (etcd's --snapshot-count).
     pub snapshot_count: u64,
+    /// Form a new cluster of the initial members (etcd's
+    /// `--initial-cluster-state new`) rather than wait to be added to one.
+    pub bootstrap: bool,
 }
 
 impl Node {
@@ -148,16 +175,31 @@ impl Node {
             election_timeout_max: 1000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_count.max(1)),
             max_in_snapshot_log_to_keep: (opts.snapshot_count / 10).min(1_000),
+            // A snapshot goes to a lagging follower in chunks of this size,
+            // each with this long to arrive and be written.
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 5_000,
             ..Default::default()
         }
         .validate()?;
-        let raft = Raft::new(members.id, Arc::new(config), network::Network, log, sm).await?;
-        if !raft.is_initialized().await? {
+        let peers = Arc::new(network::Peers::default());
+        let net = network::Network {
+            peers: peers.clone(),
+        };
+        let raft = Raft::new(members.id, Arc::new(config), net, log, sm).await?;
+        // Every initial member initializes with the same membership, which
+        // openraft allows; whichever starts first then wins an election. A
+        // member that already holds a log or a vote never initializes again.
+        if opts.bootstrap && !raft.is_initialized().await? {
             tracing::info!(
                 member = format!("{:x}", members.id),
                 "initializing new cluster"
             );
-            raft.initialize(members.nodes.clone()).await?;
+            match raft.initialize(members.nodes.clone()).await {
+                // Another member's leader reached us first.
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                res => res?,
+            }
         }
 
         let (ptx, prx) = mpsc::unbounded_channel();
@@ -172,8 +214,8 @@ impl Node {
             pending: Default::default(),
             reads: rtx,
         });
-        tokio::spawn(proposer(raft.clone(), prx));
-        tokio::spawn(read_rounds(raft.clone(), rrx));
+        tokio::spawn(proposer(raft.clone(), peers.clone(), prx));
+        tokio::spawn(read_rounds(raft.clone(), peers, rrx));
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
         Ok(node)
@@ -181,6 +223,19 @@ impl Node {
 
     /// Proposes one write and waits until it is committed and applied.
     pub async fn propose(&self, req: synodpb::Request) -> Result<response::Op, EtcdError> {
+        match self.propose_response(req).await?.op {
+            Some(response::Op::Error(e)) => Err(EtcdError::from_message(&e.message)),
+            Some(op) => Ok(op),
+            None => Err(EtcdError::Internal("empty response".into())),
+        }
+    }
+
+    /// Proposes one write and returns its result as applied, an apply-time
+    /// error included as `response::Op::Error`.
+    pub async fn propose_response(
+        &self,
+        req: synodpb::Request,
+    ) -> Result<synodpb::Response, EtcdError> {
         use prost::Message;
         // etcd checks the encoded request against --max-request-bytes.
         if req.encoded_len() > crate::api::MAX_REQUEST_BYTES {
@@ -197,15 +252,26 @@ impl Node {
             .map_err(|_| EtcdError::Internal("server is stopping".into()))?;
         // etcd gives up waiting after its request timeout (the write may
         // still be applied later, as there).
-        let resp = tokio::time::timeout(PROPOSAL_TIMEOUT, rx)
+        tokio::time::timeout(PROPOSAL_TIMEOUT, rx)
             .await
             .map_err(|_| EtcdError::Timeout)?
-            .map_err(|_| EtcdError::Internal("server is stopping".into()))??;
-        match resp.op {
-            Some(response::Op::Error(e)) => Err(EtcdError::from_message(&e.message)),
-            Some(op) => Ok(op),
-            None => Err(EtcdError::Internal("empty response".into())),
-        }
+            .map_err(|_| EtcdError::Internal("server is stopping".into()))?
+    }
+
+    /// The last log index this member has applied.
+    pub fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+    }
+
+    /// As leader, the index a follower must apply before a linearizable
+    /// read: the commit index, once a quorum confirmed this leadership.
+    pub async fn leader_read_index(&self) -> Result<u64, EtcdError> {
+        let (read, applied) = self.raft.get_read_log_id().await.map_err(raft_error)?;
+        Ok(read.max(applied).map_or(0, |l| l.index))
     }
 
     /// Waits until this node has applied everything committed before the
@@ -270,7 +336,11 @@ fn raft_error<E: std::fmt::Display>(e: RaftError<NodeId, E>) -> EtcdError {
 
 /// Group commit: everything that queued while the previous entry was being
 /// made durable goes into the next entry, so one fdatasync serves many writes.
-async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>) {
+async fn proposer(
+    raft: Raft,
+    peers: Arc<network::Peers>,
+    mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>,
+) {
     use prost::Message;
     let inflight = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
     loop {
@@ -295,26 +365,140 @@ async fn proposer(raft: Raft, mut rx: mpsc::UnboundedReceiver<(synodpb::Request,
             }
         }
         let batch = synodpb::Batch { requests: reqs };
-        match raft.client_write_ff(types::Proto(batch)).await {
-            Ok(pending) => {
-                tokio::spawn(async move {
-                    let res = pending.await;
-                    drop(permit);
-                    let res = match res {
-                        Ok(Ok(resp)) => Ok(resp.data.0.responses),
-                        Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(EtcdError::NoLeader),
-                        Ok(Err(e)) => Err(EtcdError::Internal(e.to_string())),
-                        Err(_) => Err(EtcdError::Internal("raft stopped".into())),
-                    };
-                    fan_out(replies, res);
-                });
+        if let Leadership::Me = leadership(&raft, &peers) {
+            // The common case, kept free of extra hops: append right here,
+            // and let a task wait for the result. Leadership lost just now
+            // answers "no leader", which clients retry.
+            match raft.client_write_ff(types::Proto(batch)).await {
+                Ok(pending) => {
+                    tokio::spawn(async move {
+                        let res = pending.await;
+                        drop(permit);
+                        let res = match res {
+                            Ok(Ok(resp)) => Ok(resp.data.0.responses),
+                            Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+                                Err(EtcdError::NoLeader)
+                            }
+                            Ok(Err(e)) => Err(EtcdError::Internal(e.to_string())),
+                            Err(_) => Err(EtcdError::Internal("raft stopped".into())),
+                        };
+                        fan_out(replies, res);
+                    });
+                }
+                Err(e) => fan_out(
+                    replies,
+                    Err(EtcdError::Internal(format!("raft stopped: {e}"))),
+                ),
             }
-            Err(e) => fan_out(
-                replies,
-                Err(EtcdError::Internal(format!("raft stopped: {e}"))),
-            ),
+            continue;
+        }
+        let (raft, peers) = (raft.clone(), peers.clone());
+        tokio::spawn(async move {
+            let res = submit(&raft, &peers, batch).await;
+            drop(permit);
+            fan_out(replies, res);
+        });
+    }
+}
+
+/// Why a batch did not reach a leader. Only `Unsent` may be retried: the
+/// batch surely was not appended anywhere.
+enum SubmitError {
+    Unsent(EtcdError),
+    Failed(EtcdError),
+}
+
+/// Appends a batch through the leader: this member's Raft when it leads,
+/// otherwise the leader's peer service. While there is no leader, or the
+/// leader is out of reach before the batch left, it waits for the next one,
+/// as etcd holds requests through an election.
+async fn submit(
+    raft: &Raft,
+    peers: &network::Peers,
+    batch: synodpb::Batch,
+) -> Result<Vec<synodpb::Response>, EtcdError> {
+    let deadline = tokio::time::Instant::now() + PROPOSAL_TIMEOUT;
+    loop {
+        let (old, res) = match leadership(raft, peers) {
+            Leadership::Me => (None, write_local(raft, batch.clone()).await),
+            Leadership::Other(id, leader) => (Some(id), forward(raft, leader, batch.clone()).await),
+            Leadership::Unknown => (None, Err(SubmitError::Unsent(EtcdError::NoLeader))),
+        };
+        let err = match res {
+            Ok(r) => return Ok(r),
+            Err(SubmitError::Failed(e)) => return Err(e),
+            Err(SubmitError::Unsent(e)) => e,
+        };
+        let changed = move |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+            has_leader(m) && m.current_leader != old
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero()
+            || raft
+                .wait(Some(left))
+                .metrics(changed, "a new leader")
+                .await
+                .is_err()
+        {
+            return Err(err);
         }
     }
+}
+
+async fn write_local(
+    raft: &Raft,
+    batch: synodpb::Batch,
+) -> Result<Vec<synodpb::Response>, SubmitError> {
+    match raft.client_write(types::Proto(batch)).await {
+        Ok(resp) => Ok(resp.data.0.responses),
+        // Lost leadership before appending: the batch goes to the next leader.
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            Err(SubmitError::Unsent(EtcdError::NoLeader))
+        }
+        Err(e) => Err(SubmitError::Failed(EtcdError::Internal(e.to_string()))),
+    }
+}
+
+/// Hands a follower's batch to the leader, then waits until this member has
+/// applied it too, so the writer finds its write here (etcd answers a
+/// forwarded write once the member it reached has applied it).
+async fn forward(
+    raft: &Raft,
+    mut leader: PeerClient<Channel>,
+    batch: synodpb::Batch,
+) -> Result<Vec<synodpb::Response>, SubmitError> {
+    let mut req = tonic::Request::new(batch);
+    req.set_timeout(PROPOSAL_TIMEOUT);
+    let resp = match leader.forward(req).await {
+        Ok(r) => r.into_inner(),
+        // No connection was made, so nothing was sent.
+        Err(s) if s.code() == tonic::Code::Unavailable && s.message().contains("connect") => {
+            return Err(SubmitError::Unsent(EtcdError::NoLeader))
+        }
+        Err(s) => return Err(SubmitError::Failed(peer_status(s))),
+    };
+    wait_applied(raft, resp.applied)
+        .await
+        .map_err(SubmitError::Failed)?;
+    Ok(resp.responses.unwrap_or_default().responses)
+}
+
+/// A peer call's failure as the client should see it: the leader's own
+/// etcd error when it sent one, otherwise the leader is out of reach.
+fn peer_status(s: tonic::Status) -> EtcdError {
+    match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
+        _ if s.message().starts_with("etcdserver: ") => EtcdError::from_message(s.message()),
+        _ => EtcdError::NoLeader,
+    }
+}
+
+async fn wait_applied(raft: &Raft, index: u64) -> Result<(), EtcdError> {
+    raft.wait(Some(PROPOSAL_TIMEOUT))
+        .applied_index_at_least(Some(index), "caught up with the leader")
+        .await
+        .map(|_| ())
+        .map_err(|_| EtcdError::Timeout)
 }
 
 fn fan_out(replies: Vec<Reply>, res: Result<Vec<synodpb::Response>, EtcdError>) {
@@ -363,6 +547,7 @@ async fn wait_for_leader(raft: &Raft) {
 
 async fn read_rounds(
     raft: Raft,
+    peers: Arc<network::Peers>,
     mut rx: mpsc::UnboundedReceiver<oneshot::Sender<Result<(), EtcdError>>>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -371,15 +556,31 @@ async fn read_rounds(
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);
         }
-        let res = raft
-            .ensure_linearizable()
-            .await
-            .map(|_| ())
-            .map_err(raft_error);
+        let res = match leadership(&raft, &peers) {
+            Leadership::Other(_, leader) => follower_read(&raft, leader).await,
+            _ => raft
+                .ensure_linearizable()
+                .await
+                .map(|_| ())
+                .map_err(raft_error),
+        };
         for w in waiters {
             let _ = w.send(res.clone());
         }
     }
+}
+
+/// A follower's read index: the leader's, then this member's apply up to it.
+async fn follower_read(raft: &Raft, mut leader: PeerClient<Channel>) -> Result<(), EtcdError> {
+    let mut req = tonic::Request::new(synodpb::ReadIndexRequest {});
+    req.set_timeout(PROPOSAL_TIMEOUT);
+    let index = leader
+        .read_index(req)
+        .await
+        .map_err(peer_status)?
+        .into_inner()
+        .index;
+    wait_applied(raft, index).await
 }
 
 /// Longest the state machine goes without being made durable while writes

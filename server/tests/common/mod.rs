@@ -12,6 +12,8 @@ use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use synod_proto::etcdserverpb::StatusRequest;
 use tonic::transport::Channel;
 
+pub mod cluster;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -90,23 +92,61 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        let mut flags = Self::flags("n1", dir, port, peer_port);
+        flags.push(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"));
+        Self::ready(Self::launch(
+            kind, program, dir, port, peer_port, &flags, extra, env,
+        ))
+    }
+
+    /// Starts one member of a cluster without waiting for it (etcd members
+    /// answer only once a quorum is up; see `ready`): `initial_cluster` is
+    /// etcd's `name=peer-url,...`.
+    pub fn member(
+        kind: &'static str,
+        name: &str,
+        dir: &Path,
+        (port, peer_port): (u16, u16),
+        initial_cluster: &str,
+        extra: &[&str],
+    ) -> Server {
+        let program = match kind {
+            "etcd" => "etcd",
+            _ => env!("CARGO_BIN_EXE_synod"),
+        };
+        let mut flags = Self::flags(name, dir, port, peer_port);
+        flags.push(format!("--initial-cluster={initial_cluster}"));
+        Self::launch(kind, program, dir, port, peer_port, &flags, extra, &[])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        kind: &'static str,
+        program: &str,
+        dir: &Path,
+        port: u16,
+        peer_port: u16,
+        flags: &[String],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = dir.with_extension("log");
         let child = Command::new(program)
-            .args(Self::flags("n1", dir, port, peer_port))
+            .args(flags)
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file(&log))
             .spawn()
             .unwrap_or_else(|e| panic!("start {kind} (run scripts/setup): {e}"));
-        Self::ready(Server {
+        Server {
             child,
             port,
             peer_port,
             dir: dir.to_path_buf(),
             log,
             kind,
-        })
+        }
     }
 
     fn flags(name: &str, dir: &Path, port: u16, peer_port: u16) -> Vec<String> {
@@ -119,12 +159,12 @@ impl Server {
             format!("--advertise-client-urls={client}"),
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
-            format!("--initial-cluster={name}={peer}"),
         ]
     }
 
-    /// Waits until the server answers a Status call.
-    fn ready(mut s: Server) -> Server {
+    /// Waits until the server answers a Status call (a cluster member
+    /// answers it before a leader is elected).
+    pub fn ready(mut s: Server) -> Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,0 +1,98 @@
+//! The peer service (`synodpb.Peer`) on the peer URL: openraft's messages
+//! from other members, writes forwarded by followers, and read indexes for
+//! followers' linearizable reads. The sending side is `raft/network.rs`.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use synod_proto::synodpb::peer_server::Peer;
+use synod_proto::synodpb::{
+    self, BatchResponse, ForwardResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
+};
+use tokio::task::JoinSet;
+use tonic::{Request, Response, Status};
+
+use crate::error::EtcdError;
+use crate::raft::Node;
+
+pub struct PeerService {
+    node: Arc<Node>,
+}
+
+impl PeerService {
+    pub fn new(node: Arc<Node>) -> Self {
+        PeerService { node }
+    }
+}
+
+fn decode<T: DeserializeOwned>(msg: RaftMessage) -> Result<T, Status> {
+    bincode::deserialize(&msg.data)
+        .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
+    let data = bincode::serialize(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftMessage { data }))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(req.into_inner())?;
+        encode(&self.node.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(req.into_inner())?;
+        encode(&self.node.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode(req.into_inner())?;
+        encode(&self.node.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(
+        &self,
+        req: Request<synodpb::Batch>,
+    ) -> Result<Response<ForwardResponse>, Status> {
+        let requests = req.into_inner().requests;
+        let count = requests.len();
+        // Each write joins this member's own queue, so forwarded writes are
+        // batched with local ones into as few entries as possible.
+        let mut proposals = JoinSet::new();
+        for (i, r) in requests.into_iter().enumerate() {
+            let node = self.node.clone();
+            proposals.spawn(async move { (i, node.propose_response(r).await) });
+        }
+        let mut responses = vec![synodpb::Response::default(); count];
+        while let Some(done) = proposals.join_next().await {
+            let (i, res) = done.map_err(|e| Status::internal(e.to_string()))?;
+            responses[i] = res.unwrap_or_else(|e: EtcdError| synodpb::Response {
+                op: Some(synodpb::response::Op::Error(synodpb::Error {
+                    code: e.code() as i32,
+                    message: e.to_string(),
+                })),
+            });
+        }
+        Ok(Response::new(ForwardResponse {
+            responses: Some(BatchResponse { responses }),
+            applied: self.node.applied_index(),
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        let index = self.node.leader_read_index().await?;
+        Ok(Response::new(ReadIndexResponse { index }))
+    }
+}

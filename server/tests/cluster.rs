@@ -1,0 +1,311 @@
+//! Replication end to end: 3-member clusters of real synod processes, and of
+//! real etcd processes for the same scenarios, driven by etcdctl and gRPC.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::etcdctl;
+use synod_proto::etcdserverpb::kv_client::KvClient;
+use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
+use tonic::transport::{Channel, Endpoint};
+
+/// One cluster at a time: several clusters' elections and writers on two
+/// cores would measure the machine rather than the failover.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn text(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "etcdctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn channel(url: String) -> Channel {
+    Endpoint::from_shared(url)
+        .unwrap()
+        .connect_timeout(Duration::from_millis(300))
+        .connect_lazy()
+}
+
+/// Every key under `prefix` on member `i`, read locally (serializable), so
+/// it shows what that member itself has applied.
+async fn local_keys(c: &Cluster, i: usize, prefix: &str) -> Option<BTreeMap<String, String>> {
+    let mut kv = KvClient::new(channel(c.url(i)));
+    let resp = kv
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: synod_proto::prefix_end(prefix.as_bytes()),
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .ok()?
+        .into_inner();
+    Some(
+        resp.kvs
+            .into_iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(&kv.key).into_owned(),
+                    String::from_utf8_lossy(&kv.value).into_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Waits until every member holds every pair of `want`. More may be there:
+/// puts whose answer was lost with the member that took them may still
+/// have been committed.
+async fn all_members_hold(c: &Cluster, prefix: &str, want: &BTreeMap<String, String>) {
+    for i in 0..c.len() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = local_keys(c, i, prefix).await;
+            if let Some(got) = &got {
+                if want.iter().all(|(k, v)| got.get(k) == Some(v)) {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                let got = got.unwrap_or_default();
+                let missing: Vec<_> = want
+                    .iter()
+                    .filter(|(k, v)| got.get(*k) != Some(*v))
+                    .map(|(k, _)| k)
+                    .collect();
+                panic!(
+                    "{}: member {i} lacks {} of {} acknowledged writes, e.g. {:?}",
+                    c.kind,
+                    missing.len(),
+                    want.len(),
+                    &missing[..missing.len().min(5)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn forms_and_replicates(kind: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let c = Cluster::start(kind, 3, root.path());
+    c.leader(Duration::from_secs(10)).await;
+
+    // etcdctl member list: every member started, with its name and URLs.
+    let list = text(etcdctl(&c.endpoint(0), &["member", "list"], None));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{kind}: {list}");
+    for i in 0..3 {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&format!(", m{i}, ")))
+            .unwrap_or_else(|| panic!("{kind}: m{i} missing: {list}"));
+        assert!(line.contains(", started, "), "{kind}: {line}");
+        assert!(line.contains(&c.url(i)), "{kind}: client URL: {line}");
+    }
+    // Every member lists the same members.
+    for i in 1..3 {
+        let other = text(etcdctl(&c.endpoint(i), &["member", "list"], None));
+        let mut a: Vec<&str> = other.lines().collect();
+        let mut b = lines.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{kind}: member {i} lists other members");
+    }
+
+    // One leader, the same one for all.
+    let status = text(etcdctl(&c.endpoints(), &["endpoint", "status"], None));
+    let leaders = status
+        .lines()
+        .filter(|l| l.split(", ").nth(4) == Some("true"))
+        .count();
+    assert_eq!(leaders, 1, "{kind}: {status}");
+
+    // Writes through every member land on every member.
+    let mut want = BTreeMap::new();
+    for n in 0..30 {
+        let (k, v) = (format!("r/{n:02}"), format!("v{n}"));
+        text(etcdctl(&c.endpoint(n % 3), &["put", &k, &v], None));
+        want.insert(k, v);
+    }
+    // A member answers a write it forwarded only once it applied it itself.
+    for i in 0..3 {
+        let out = text(etcdctl(
+            &c.endpoint(i),
+            &["put", "mine", &i.to_string()],
+            None,
+        ));
+        assert_eq!(out.trim(), "OK");
+        let got = text(etcdctl(
+            &c.endpoint(i),
+            &["get", "mine", "--consistency=s", "--print-value-only"],
+            None,
+        ));
+        assert_eq!(
+            got.trim(),
+            i.to_string(),
+            "{kind}: read-your-write on member {i}"
+        );
+        // Linearizable reads on every member see it too.
+        for j in 0..3 {
+            let got = text(etcdctl(
+                &c.endpoint(j),
+                &["get", "mine", "--print-value-only"],
+                None,
+            ));
+            assert_eq!(
+                got.trim(),
+                i.to_string(),
+                "{kind}: linearizable read on {j}"
+            );
+        }
+    }
+    all_members_hold(&c, "r/", &want).await;
+
+    // One hash for all members.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = text(etcdctl(&c.endpoints(), &["endpoint", "hashkv"], None));
+        let hashes: std::collections::BTreeSet<&str> =
+            out.lines().filter_map(|l| l.split(", ").nth(1)).collect();
+        if hashes.len() == 1 && out.lines().count() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{kind}: hashes differ: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_three_members_form_and_replicate() {
+    forms_and_replicates("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_three_members_form_and_replicate() {
+    forms_and_replicates("etcd").await;
+}
+
+/// What the writers saw: each acknowledged put (key, value), and when each
+/// put started and was acknowledged.
+#[derive(Default)]
+struct Log {
+    acked: BTreeMap<String, String>,
+    times: Vec<(Instant, Instant)>,
+}
+
+/// 64 writers spread over the members; a writer whose member fails moves to
+/// the next one and goes on with a new key (the outcome of the failed put is
+/// unknown, so it is neither counted nor retried).
+fn start_writers(
+    c: &Cluster,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let channels: Vec<Channel> = (0..c.len()).map(|i| channel(c.url(i))).collect();
+    (0..64)
+        .map(|w| {
+            let (stop, log, channels) = (stop.clone(), log.clone(), channels.clone());
+            tokio::spawn(async move {
+                let mut member = w % channels.len();
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let (key, value) = (format!("w/{w:02}/{n:05}"), format!("{w}.{n}"));
+                    let mut kv = KvClient::new(channels[member].clone());
+                    let mut req = tonic::Request::new(PutRequest {
+                        key: key.clone().into(),
+                        value: value.clone().into(),
+                        ..Default::default()
+                    });
+                    req.set_timeout(Duration::from_secs(3));
+                    let started = Instant::now();
+                    match kv.put(req).await {
+                        Ok(_) => {
+                            let mut l = log.lock().unwrap();
+                            l.acked.insert(key, value);
+                            l.times.push((started, Instant::now()));
+                        }
+                        Err(_) => {
+                            member = (member + 1) % channels.len();
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn leader_killed_under_writers(kind: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(kind, 3, root.path());
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let writers = start_writers(&c, stop.clone(), log.clone());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = log.lock().unwrap().acked.len();
+    assert!(before > 0, "{kind}: no write acknowledged before the kill");
+    c.kill9(leader);
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+
+    let (acked, resumed) = {
+        let l = log.lock().unwrap();
+        let resumed = l
+            .times
+            .iter()
+            .filter(|(started, _)| *started > killed)
+            .map(|(_, done)| done.duration_since(killed))
+            .min();
+        (l.acked.clone(), resumed)
+    };
+    let resumed = resumed.unwrap_or_else(|| panic!("{kind}: no write acknowledged after the kill"));
+    eprintln!(
+        "{kind}: {} writes acknowledged ({before} before the kill); first new write {:?} after it",
+        acked.len(),
+        resumed
+    );
+    // Synod's bound is the issue's; etcd (1 s election timeout, pre-vote)
+    // took 1.1-3.0 s here, so it only has to resume within its request
+    // timeout.
+    let bound = Duration::from_secs(if kind == "synod" { 3 } else { 7 });
+    assert!(
+        resumed <= bound,
+        "{kind}: writes resumed only {resumed:?} after the leader died"
+    );
+    let new_leader = c.leader(Duration::from_secs(5)).await;
+    assert_ne!(new_leader, leader, "{kind}");
+
+    // The old leader comes back and catches up: every acknowledged write is
+    // on every member.
+    c.restart(leader);
+    c.leader(Duration::from_secs(10)).await;
+    all_members_hold(&c, "w/", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_leader_killed_under_writers() {
+    leader_killed_under_writers("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_leader_killed_under_writers() {
+    leader_killed_under_writers("etcd").await;
+}

@@ -1,0 +1,134 @@
+//! A cluster of real members (synod or etcd) on loopback ports, for the
+//! replication tests: started with etcd's bootstrap flags, members killed,
+//! paused and restarted by index.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use synod_proto::etcdserverpb::StatusRequest;
+
+use super::{free_port, Server};
+
+pub struct Cluster {
+    pub kind: &'static str,
+    pub members: Vec<Option<Server>>,
+    names: Vec<String>,
+    dirs: Vec<PathBuf>,
+    ports: Vec<(u16, u16)>,
+    initial: String,
+}
+
+impl Cluster {
+    /// Starts `n` members of a new cluster, data under `root`.
+    pub fn start(kind: &'static str, n: usize, root: &Path) -> Cluster {
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = names
+            .iter()
+            .zip(&ports)
+            .map(|(name, (_, peer))| format!("{name}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dirs = names.iter().map(|n| root.join(n)).collect();
+        let mut c = Cluster {
+            kind,
+            members: Vec::new(),
+            names,
+            dirs,
+            ports,
+            initial,
+        };
+        // etcd's members wait for each other at start, so none may be
+        // waited for alone: start all, then wait for each.
+        let started: Vec<Server> = (0..n).map(|i| c.spawn(i)).collect();
+        c.members = started
+            .into_iter()
+            .map(|s| Some(tokio::task::block_in_place(|| Server::ready(s))))
+            .collect();
+        c
+    }
+
+    fn spawn(&self, i: usize) -> Server {
+        Server::member(
+            self.kind,
+            &self.names[i],
+            &self.dirs[i],
+            self.ports[i],
+            &self.initial,
+            &[],
+        )
+    }
+
+    /// Starts member `i` again on its data and ports.
+    pub fn restart(&mut self, i: usize) {
+        self.members[i] = None;
+        let s = self.spawn(i);
+        self.members[i] = Some(tokio::task::block_in_place(|| Server::ready(s)));
+    }
+
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut m) = self.members[i].take() {
+            m.kill9();
+        }
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i].0)
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i].0)
+    }
+
+    /// Every member's client endpoint, comma-separated, as etcdctl takes them.
+    pub fn endpoints(&self) -> String {
+        (0..self.names.len())
+            .map(|i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The index of the member that leads, once the running members agree
+    /// on one; panics after `within`.
+    pub async fn leader(&self, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut seen = Vec::new();
+            for i in 0..self.len() {
+                if self.members[i].is_none() {
+                    continue;
+                }
+                let Ok(mut c) = MaintenanceClient::connect(self.url(i)).await else {
+                    continue;
+                };
+                if let Ok(s) = c.status(StatusRequest {}).await {
+                    let s = s.into_inner();
+                    let me = s.header.map_or(0, |h| h.member_id);
+                    seen.push((i, me, s.leader));
+                }
+            }
+            let leaders: Vec<usize> = seen
+                .iter()
+                .filter(|(_, me, leader)| me == leader)
+                .map(|(i, _, _)| *i)
+                .collect();
+            let agreed = seen
+                .iter()
+                .all(|(_, _, l)| seen.first().map(|f| f.2) == Some(*l) && *l != 0);
+            if leaders.len() == 1 && agreed {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no agreed leader within {within:?}: {seen:?}",
+                self.kind
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
