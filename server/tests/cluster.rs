@@ -309,3 +309,68 @@ async fn synod_leader_killed_under_writers() {
 async fn etcd_leader_killed_under_writers() {
     leader_killed_under_writers("etcd").await;
 }
+
+/// A lease granted and kept alive through followers stays alive (only the
+/// leader keeps deadlines and expires leases), and expires once nobody
+/// keeps it alive.
+async fn lease_kept_alive_through_a_follower(kind: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let c = Cluster::start(kind, 3, root.path());
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let (f1, f2) = (c.endpoint(followers[0]), c.endpoint(followers[1]));
+
+    let granted = text(etcdctl(&f1, &["lease", "grant", "2"], None));
+    let id = granted
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{kind}: {granted}"))
+        .to_string();
+    text(etcdctl(&f1, &["put", "--lease", &id, "leased", "x"], None));
+    let mut keeper = std::process::Command::new("etcdctl")
+        .args([&format!("--endpoints={f1}"), "lease", "keep-alive", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("etcdctl");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ttl = text(etcdctl(&f2, &["lease", "timetolive", &id], None));
+    // Without the keep-alives reaching the leader it would have expired
+    // 3 s ago.
+    assert!(
+        ttl.contains("remaining(") && !ttl.contains("expired"),
+        "{kind}: {ttl}"
+    );
+    for i in 0..3 {
+        let got = text(etcdctl(
+            &c.endpoint(i),
+            &["get", "leased", "--print-value-only"],
+            None,
+        ));
+        assert_eq!(got.trim(), "x", "{kind}: the kept-alive key on member {i}");
+    }
+    let _ = keeper.kill();
+    let _ = keeper.wait();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for i in 0..3 {
+        let got = text(etcdctl(
+            &c.endpoint(i),
+            &["get", "leased", "--consistency=s"],
+            None,
+        ));
+        assert_eq!(got.trim(), "", "{kind}: the expired key on member {i}");
+    }
+    let ttl = text(etcdctl(&f2, &["lease", "timetolive", &id], None));
+    assert!(ttl.contains("already expired"), "{kind}: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_lease_kept_alive_through_a_follower() {
+    lease_kept_alive_through_a_follower("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_lease_kept_alive_through_a_follower() {
+    lease_kept_alive_through_a_follower("etcd").await;
+}

@@ -104,15 +104,12 @@ impl Lease for LeaseService {
                     Ok(m) => m,
                     Err(_) => break,
                 };
-                let reply = match node.read_index().await {
-                    Ok(()) => {
-                        let ttl = node.store.keep_alive(msg.id).unwrap_or(0);
-                        Ok(LeaseKeepAliveResponse {
-                            header: Some(node.header(node.store.current_rev())),
-                            id: msg.id,
-                            ttl,
-                        })
-                    }
+                let reply = match node.keep_alive(msg.id).await {
+                    Ok(ttl) => Ok(LeaseKeepAliveResponse {
+                        header: Some(node.header(node.store.current_rev())),
+                        id: msg.id,
+                        ttl,
+                    }),
                     Err(e) => Err(e.status()),
                 };
                 if tx.send(reply).await.is_err() {
@@ -127,26 +124,9 @@ impl Lease for LeaseService {
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let req = req.into_inner();
-        self.node.read_index().await?;
-        let header = Some(self.node.header(self.node.store.current_rev()));
-        let resp = match self.node.store.lease_info(req.id) {
-            Some((granted, left, keys)) => LeaseTimeToLiveResponse {
-                header,
-                id: req.id,
-                ttl: left,
-                granted_ttl: granted,
-                keys: if req.keys { keys } else { Vec::new() },
-            },
-            // etcd answers a missing lease with TTL -1, not an error.
-            None => LeaseTimeToLiveResponse {
-                header,
-                id: req.id,
-                ttl: -1,
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(resp))
+        Ok(Response::new(
+            time_to_live(&self.node, req.into_inner()).await?,
+        ))
     }
 
     async fn lease_leases(
@@ -165,4 +145,38 @@ impl Lease for LeaseService {
                 .collect(),
         }))
     }
+}
+
+/// A lease's remaining TTL, from the leader, which keeps the deadlines.
+pub async fn time_to_live(
+    node: &Node,
+    req: LeaseTimeToLiveRequest,
+) -> Result<LeaseTimeToLiveResponse, EtcdError> {
+    let Some(mut leader) = node.leader_peer().await? else {
+        node.read_index().await?;
+        let header = Some(node.header(node.store.current_rev()));
+        return Ok(match node.store.lease_info(req.id) {
+            Some((granted, left, keys)) => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: left,
+                granted_ttl: granted,
+                keys: if req.keys { keys } else { Vec::new() },
+            },
+            // etcd answers a missing lease with TTL -1, not an error.
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: -1,
+                ..Default::default()
+            },
+        });
+    };
+    let mut forwarded = tonic::Request::new(req);
+    forwarded.set_timeout(std::time::Duration::from_secs(7));
+    let resp = leader
+        .lease_time_to_live(forwarded)
+        .await
+        .map_err(crate::raft::peer_status)?;
+    Ok(resp.into_inner())
 }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use synod_proto::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
 use synod_proto::synodpb::peer_server::Peer;
 use synod_proto::synodpb::{
     self, BatchResponse, ForwardResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
@@ -94,5 +97,26 @@ impl Peer for PeerService {
     ) -> Result<Response<ReadIndexResponse>, Status> {
         let index = self.node.leader_read_index().await?;
         Ok(Response::new(ReadIndexResponse { index }))
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<LeaseKeepAliveRequest>,
+    ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
+        let id = req.into_inner().id;
+        let ttl = self.node.keep_alive(id).await?;
+        Ok(Response::new(LeaseKeepAliveResponse {
+            header: Some(self.node.header(self.node.store.current_rev())),
+            id,
+            ttl,
+        }))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let resp = super::lease::time_to_live(&self.node, req.into_inner()).await?;
+        Ok(Response::new(resp))
     }
 }

@@ -68,6 +68,7 @@ pub struct Node {
     /// Writes proposed and not yet answered.
     pending: Arc<std::sync::atomic::AtomicUsize>,
     reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
+    peers: Arc<network::Peers>,
 }
 
 /// Who serves writes and linearizable reads right now, as this member sees it.
@@ -213,6 +214,7 @@ impl Node {
             proposals: ptx,
             pending: Default::default(),
             reads: rtx,
+            peers: peers.clone(),
         });
         tokio::spawn(proposer(raft.clone(), peers.clone(), prx));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
@@ -256,6 +258,35 @@ impl Node {
             .await
             .map_err(|_| EtcdError::Timeout)?
             .map_err(|_| EtcdError::Internal("server is stopping".into()))?
+    }
+
+    /// None while this member leads, else a client of the leader's peer
+    /// service; waits for an election first, as etcd holds requests.
+    pub async fn leader_peer(&self) -> Result<Option<PeerClient<Channel>>, EtcdError> {
+        wait_for_leader(&self.raft).await;
+        match leadership(&self.raft, &self.peers) {
+            Leadership::Me => Ok(None),
+            Leadership::Other(_, leader) => Ok(Some(leader)),
+            Leadership::Unknown => Err(EtcdError::NoLeader),
+        }
+    }
+
+    /// Renews a lease where deadlines are kept, on the leader; the lease's
+    /// granted TTL, or 0 if it is gone (clients read that as expired).
+    pub async fn keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
+        use synod_proto::etcdserverpb::LeaseKeepAliveRequest;
+        match self.leader_peer().await? {
+            None => {
+                self.read_index().await?;
+                Ok(self.store.keep_alive(id).unwrap_or(0))
+            }
+            Some(mut leader) => {
+                let mut req = tonic::Request::new(LeaseKeepAliveRequest { id });
+                req.set_timeout(PROPOSAL_TIMEOUT);
+                let resp = leader.lease_keep_alive(req).await.map_err(peer_status)?;
+                Ok(resp.into_inner().ttl)
+            }
+        }
     }
 
     /// The last log index this member has applied.
@@ -485,7 +516,7 @@ async fn forward(
 
 /// A peer call's failure as the client should see it: the leader's own
 /// etcd error when it sent one, otherwise the leader is out of reach.
-fn peer_status(s: tonic::Status) -> EtcdError {
+pub fn peer_status(s: tonic::Status) -> EtcdError {
     match s.code() {
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
         _ if s.message().starts_with("etcdserver: ") => EtcdError::from_message(s.message()),
