@@ -14,6 +14,8 @@ $dir = __DIR__ . '/../../examples';
 $c = new Synod\Client($ep);
 $c->deletePrefix('synod/services/greeter/');
 $c->deletePrefix('app/settings/');
+// Under valgrind PHP starts many times slower: longer windows to watch in.
+$slow = (bool) getenv('SYNOD_VALGRIND');
 
 function start(array $cmd, &$pipes)
 {
@@ -21,10 +23,10 @@ function start(array $cmd, &$pipes)
 }
 
 echo "-- discover.php\n";
-$a = start([...$php, "$dir/discover.php", $ep, 'serve', 'greeter-a', '9001', '20'], $pa);
-$b = start([...$php, "$dir/discover.php", $ep, 'serve', 'greeter-b', '9002', '20'], $pb);
+$a = start([...$php, "$dir/discover.php", $ep, 'serve', 'greeter-a', '9001', $slow ? '90' : '20'], $pa);
+$b = start([...$php, "$dir/discover.php", $ep, 'serve', 'greeter-b', '9002', $slow ? '90' : '20'], $pb);
 echo fgets($pa[1]), fgets($pb[1]);
-$cl = start([...$php, "$dir/discover.php", $ep, 'client', '3'], $pc);
+$cl = start([...$php, "$dir/discover.php", $ep, 'client', $slow ? '30' : '3'], $pc);
 $out = '';
 while (!str_contains($out, 'watching') && ($line = fgets($pc[1])) !== false) {
     $out .= $line;
@@ -45,7 +47,7 @@ echo stream_get_contents($pb[1]), stream_get_contents($pb[2]);
 var_dump(proc_close($b), $c->getPrefix('synod/services/greeter/'));
 
 echo "-- config-mirror.php\n";
-$m = start([...$php, "$dir/config-mirror.php", $ep, '2'], $pm);
+$m = start([...$php, "$dir/config-mirror.php", $ep, $slow ? '20' : '2'], $pm);
 echo preg_replace('/revision \d+/', 'revision N', fgets($pm[1]));
 echo fgets($pm[1]);
 $c->put('app/settings/greeting', 'hola');
@@ -55,7 +57,7 @@ echo preg_replace('/^rev \d+/m', 'rev N', stream_get_contents($pm[1])), stream_g
 var_dump(proc_close($m));
 $c->deletePrefix('app/settings/');
 ?>
---EXPECT--
+--EXPECTF--
 -- discover.php
 registered greeter-a as synod/services/greeter/greeter-a (ttl 5s)
 registered greeter-b as synod/services/greeter/greeter-b (ttl 5s)
@@ -69,7 +71,7 @@ request 4 -> greeter-b (127.0.0.1:9002)
 greeter-a failed: marked down for 10 s
 request 5 -> greeter-b
 request 6 -> greeter-b
-watching for 3s
+watching for %ds
 registered greeter-c as synod/services/greeter/greeter-c (ttl 5s)
 greeter-c stopping
 int(0)
