@@ -15,7 +15,11 @@
 #      (longer than its TTL: kept alive in the background) until it resigns;
 #   e. a mirror loaded by one request is read by the next ones without a
 #      server round trip (the proxy forwards no byte to the server for
-#      them), and shows a change made meanwhile by etcdctl.
+#      them), and shows a change made meanwhile by etcdctl;
+#   f. a service instance registered by one request is still registered in
+#      the worker's later requests past its TTL (kept alive in the
+#      background), and pick()'s round-robin goes on from one request to
+#      the next.
 # Installs nothing: scripts/setup brings php8.2-fpm and libfcgi-bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -137,6 +141,10 @@ out=$(req lock.php "step=check&name=fpm-fatal")
 echo "fpm: a lock held at a fatal error: the next request's tryAcquire(): ${out##*pid=$worker }"
 [ "$(pgrep -P "$master")" = "$worker" ] || fail "the worker was replaced during the lock requests"
 
+# f. (registered now, checked after d's wait past the TTL)
+out=$(req services.php step=register)
+[[ $out == *"pid=$worker REGISTERED"* ]] || fail "services request 1 (register): $out"
+
 # d. An election won by one request is still the worker's in later ones.
 out=$(req election.php "step=campaign&name=fpm-election")
 [[ $out == *"pid=$worker LEADING"* ]] || fail "election request 1 (campaign): $out"
@@ -149,6 +157,21 @@ out=$(req election.php "step=resign&name=fpm-election")
 out=$(req election.php "step=check&name=fpm-election")
 [[ $out == *"pid=$worker NOT-LEADER value=none"* ]] || fail "election request 4 (after resign): $out"
 echo "fpm: leadership won in one request: still the worker's in the next one 6 s later (TTL 5 s), gone after resign()"
+
+# f. The instance registered before d is still there, 6 s later (TTL 5 s).
+out=$(req services.php step=check)
+[[ $out == *"pid=$worker INSTANCES worker:$worker"* ]] || fail "services request 2 (the instances, after the TTL): $out"
+ETCDCTL_API=3 etcdctl --endpoints="$server_endpoint" put synod/services/fpm-svc/other \
+  '{"address":"127.0.0.1","port":9001}' >/dev/null
+first=$(req services.php step=pick)
+second=$(req services.php step=pick)
+[[ $first == *"pid=$worker PICKED "* && $second == *"pid=$worker PICKED "* ]] || fail "services pick requests: $first / $second"
+picks="${first##*PICKED } ${second##*PICKED }"
+[ "$picks" = "other worker" ] || [ "$picks" = "worker other" ] ||
+  fail "round-robin did not go on across requests: picked $picks"
+out=$(req services.php step=deregister)
+[[ $out == *"pid=$worker DEREGISTERED left=1"* ]] || fail "services request (deregister): $out"
+echo "fpm: an instance registered in one request: still registered in the next one 6 s later (TTL 5 s); two requests' pick(): $picks"
 
 # e. A mirror loaded by one request is read by the next without a round trip.
 out=$(req mirror.php step=load)
@@ -186,4 +209,5 @@ echo "fpm: a change etcdctl made meanwhile: in the mirror of the worker's next r
 total=$(opened)
 echo "fpm: summary: $((REQUESTS + 1)) put/get requests, connections the server saw opened: $after" \
   "(all requests: $total), worker RSS $rss_200 kB -> $rss_end kB, locks left held: freed for the next request," \
-  "leadership: kept across requests, mirror: read across requests without a round trip"
+  "leadership: kept across requests, mirror: read across requests without a round trip," \
+  "service registration: kept across requests"
