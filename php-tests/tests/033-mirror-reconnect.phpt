@@ -15,39 +15,7 @@ $c = new Synod\Client($ep);
 $p = 'phpt/mirror-reconnect-' . bin2hex(random_bytes(4)) . '/';
 $portFile = tempnam(sys_get_temp_dir(), 'proxy');
 
-function pause(float $seconds): void
-{
-    time_nanosleep((int) $seconds, (int) (fmod($seconds, 1) * 1e9));
-}
-
-// A TCP proxy to the server (php-tests/fpm/proxy.py); stopping it cuts
-// every connection through it.
-function proxy(string $ep, string $portFile, int $port = 0)
-{
-    @unlink($portFile);
-    $args = ['python3', __DIR__ . '/../fpm/proxy.py', $ep, $portFile];
-    if ($port > 0) {
-        $args[] = (string) $port;
-    }
-    $proc = proc_open($args, [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
-    // Up to 30 s, for a loaded machine or a run under valgrind.
-    for ($i = 0; $i < 600 && !filesize_now($portFile); $i++) {
-        pause(0.05);
-    }
-    return $proc;
-}
-
-function filesize_now(string $f): int
-{
-    clearstatcache();
-    return is_file($f) ? filesize($f) : 0;
-}
-
-function stop($proc): void
-{
-    proc_terminate($proc, 9);
-    proc_close($proc);
-}
+require __DIR__ . '/proxy.inc';
 
 $proxy = proxy($ep, $portFile);
 $port = (int) file_get_contents($portFile);
