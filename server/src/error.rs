@@ -35,6 +35,8 @@ pub enum EtcdError {
     NoLeader,
     #[error("etcdserver: request timed out")]
     Timeout,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
     #[error("etcdserver: not capable")]
     NotCapable,
     #[error("etcdserver: root user does not exist")]
@@ -74,6 +76,7 @@ impl EtcdError {
             LeaseTtlTooLarge,
             NoLeader,
             Timeout,
+            LeaderChanged,
             NotCapable,
             TooManyRequests,
         ]
@@ -91,7 +94,7 @@ impl EtcdError {
             LeaseNotFound => Code::NotFound,
             LeaseExist | RootUserNotExist | UserNotFound | RoleNotFound | AuthNotEnabled
             | BadLeaderTransferee => Code::FailedPrecondition,
-            NoLeader | Timeout => Code::Unavailable,
+            NoLeader | Timeout | LeaderChanged => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             TooManyRequests => Code::ResourceExhausted,
             Internal(_) => Code::Internal,

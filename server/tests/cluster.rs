@@ -203,6 +203,20 @@ struct Log {
     times: Vec<(Instant, Instant)>,
 }
 
+impl Log {
+    /// Every acknowledged write, and how long after `t` the first write
+    /// started after `t` was acknowledged.
+    fn since(&self, t: Instant) -> (BTreeMap<String, String>, Option<Duration>) {
+        let resumed = self
+            .times
+            .iter()
+            .filter(|(started, _)| *started > t)
+            .map(|(_, done)| done.duration_since(t))
+            .min();
+        (self.acked.clone(), resumed)
+    }
+}
+
 /// 64 writers spread over the members; a writer whose member fails moves to
 /// the next one and goes on with a new key (the outcome of the failed put is
 /// unknown, so it is neither counted nor retried).
@@ -266,16 +280,7 @@ async fn leader_killed_under_writers(kind: &'static str) {
         w.await.unwrap();
     }
 
-    let (acked, resumed) = {
-        let l = log.lock().unwrap();
-        let resumed = l
-            .times
-            .iter()
-            .filter(|(started, _)| *started > killed)
-            .map(|(_, done)| done.duration_since(killed))
-            .min();
-        (l.acked.clone(), resumed)
-    };
+    let (acked, resumed) = log.lock().unwrap().since(killed);
     let resumed = resumed.unwrap_or_else(|| panic!("{kind}: no write acknowledged after the kill"));
     eprintln!(
         "{kind}: {} writes acknowledged ({before} before the kill); first new write {:?} after it",
@@ -373,4 +378,189 @@ async fn synod_lease_kept_alive_through_a_follower() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_lease_kept_alive_through_a_follower() {
     lease_kept_alive_through_a_follower("etcd").await;
+}
+
+/// `n` puts under `prefix`, 8 at a time, each acknowledged; returns them.
+async fn put_many(c: &Cluster, member: usize, prefix: &str, n: usize) -> BTreeMap<String, String> {
+    let kv = KvClient::new(channel(c.url(member)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let mut kv = kv.clone();
+        let prefix = prefix.to_string();
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            for i in (w..n).step_by(8) {
+                let (k, v) = (format!("{prefix}{i:05}"), format!("v{i}"));
+                kv.put(PutRequest {
+                    key: k.clone().into(),
+                    value: v.clone().into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("put");
+                done.push((k, v));
+            }
+            done
+        });
+    }
+    let mut all = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.unwrap());
+    }
+    all
+}
+
+/// A member that was down while the others wrote far past their snapshot
+/// point (the log it missed is purged) catches up from a snapshot.
+async fn catches_up_by_snapshot(kind: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start_with(kind, 3, root.path(), &["--snapshot-count=100"]);
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let down = (leader + 1) % 3;
+    let mut want = put_many(&c, leader, "before/", 100).await;
+    all_members_hold(&c, "before/", &want).await;
+    c.kill9(down);
+    // etcd keeps 5,000 entries behind a snapshot for slow followers; go
+    // well past that (each put is one entry there, fewer here).
+    want.extend(put_many(&c, leader, "during/", 6_000).await);
+    c.restart(down);
+    let got = put_many(&c, leader, "after/", 10).await;
+    all_members_hold(&c, "after/", &got).await;
+    all_members_hold(
+        &c,
+        "before/",
+        &want
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("before/"))
+            .collect(),
+    )
+    .await;
+    all_members_hold(
+        &c,
+        "during/",
+        &want
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("during/"))
+            .collect(),
+    )
+    .await;
+    let log = c.members[down].as_ref().unwrap().log_text();
+    let snapshot_line = if kind == "synod" {
+        "installed a snapshot from the leader"
+    } else {
+        "applied incoming snapshot"
+    };
+    assert!(
+        log.contains(snapshot_line),
+        "{kind}: the member did not catch up by snapshot: {log}"
+    );
+    let out = text(etcdctl(&c.endpoints(), &["endpoint", "hashkv"], None));
+    let hashes: std::collections::BTreeSet<&str> =
+        out.lines().filter_map(|l| l.split(", ").nth(1)).collect();
+    assert_eq!(hashes.len(), 1, "{kind}: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_member_catches_up_by_snapshot() {
+    catches_up_by_snapshot("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_member_catches_up_by_snapshot() {
+    catches_up_by_snapshot("etcd").await;
+}
+
+/// Who claimed leadership in which term, from polling every member's Status
+/// (a paused member simply does not answer).
+fn watch_leaders(
+    c: &Cluster,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<BTreeMap<u64, std::collections::BTreeSet<u64>>> {
+    use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use synod_proto::etcdserverpb::StatusRequest;
+    let channels: Vec<Channel> = (0..c.len()).map(|i| channel(c.url(i))).collect();
+    tokio::spawn(async move {
+        let mut claims: BTreeMap<u64, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        while !stop.load(Ordering::SeqCst) {
+            for ch in &channels {
+                let mut m = MaintenanceClient::new(ch.clone());
+                let mut req = tonic::Request::new(StatusRequest {});
+                req.set_timeout(Duration::from_millis(200));
+                if let Ok(s) = m.status(req).await {
+                    let s = s.into_inner();
+                    let me = s.header.map_or(0, |h| h.member_id);
+                    if s.leader == me {
+                        claims.entry(s.raft_term).or_default().insert(me);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        claims
+    })
+}
+
+/// The leader hangs (SIGSTOP) for 10 s under 64 writers, then wakes: a new
+/// leader serves meanwhile, the old one steps down, no acknowledged write
+/// is lost, and no term ever has two leaders.
+async fn leader_paused_under_writers(kind: &'static str) {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let c = Cluster::start(kind, 3, root.path());
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let monitor = watch_leaders(&c, stop.clone());
+    let writers = start_writers(&c, stop.clone(), log.clone());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.signal(leader, false);
+    let paused = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = log.lock().unwrap().acked.len();
+    c.signal(leader, true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let claims = monitor.await.unwrap();
+
+    let (acked, resumed) = log.lock().unwrap().since(paused);
+    let resumed =
+        resumed.unwrap_or_else(|| panic!("{kind}: nothing written while the leader hung"));
+    eprintln!(
+        "{kind}: {} writes acknowledged ({during} by the wake-up); first new write {resumed:?} after the pause; leaders by term {claims:?}",
+        acked.len()
+    );
+    let bound = Duration::from_secs(if kind == "synod" { 3 } else { 7 });
+    assert!(
+        resumed <= bound,
+        "{kind}: writes resumed only {resumed:?} after the pause"
+    );
+    for (term, leaders) in &claims {
+        assert!(
+            leaders.len() <= 1,
+            "{kind}: term {term} had leaders {leaders:?}"
+        );
+    }
+    assert!(
+        claims.len() >= 2,
+        "{kind}: no new term after the pause: {claims:?}"
+    );
+    let now = c.leader(Duration::from_secs(10)).await;
+    eprintln!("{kind}: leader was member {leader}, now member {now}");
+    all_members_hold(&c, "w/", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_leader_paused_under_writers() {
+    leader_paused_under_writers("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_leader_paused_under_writers() {
+    leader_paused_under_writers("etcd").await;
 }

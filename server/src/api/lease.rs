@@ -152,7 +152,7 @@ pub async fn time_to_live(
     node: &Node,
     req: LeaseTimeToLiveRequest,
 ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
-    let Some(mut leader) = node.leader_peer().await? else {
+    let Some((leader_id, mut leader)) = node.leader_peer().await? else {
         node.read_index().await?;
         let header = Some(node.header(node.store.current_rev()));
         return Ok(match node.store.lease_info(req.id) {
@@ -174,9 +174,6 @@ pub async fn time_to_live(
     };
     let mut forwarded = tonic::Request::new(req);
     forwarded.set_timeout(std::time::Duration::from_secs(7));
-    let resp = leader
-        .lease_time_to_live(forwarded)
+    node.until_leader_changes(leader_id, leader.lease_time_to_live(forwarded))
         .await
-        .map_err(crate::raft::peer_status)?;
-    Ok(resp.into_inner())
 }

@@ -262,11 +262,11 @@ impl Node {
 
     /// None while this member leads, else a client of the leader's peer
     /// service; waits for an election first, as etcd holds requests.
-    pub async fn leader_peer(&self) -> Result<Option<PeerClient<Channel>>, EtcdError> {
+    pub async fn leader_peer(&self) -> Result<Option<(NodeId, PeerClient<Channel>)>, EtcdError> {
         wait_for_leader(&self.raft).await;
         match leadership(&self.raft, &self.peers) {
             Leadership::Me => Ok(None),
-            Leadership::Other(_, leader) => Ok(Some(leader)),
+            Leadership::Other(id, leader) => Ok(Some((id, leader))),
             Leadership::Unknown => Err(EtcdError::NoLeader),
         }
     }
@@ -280,12 +280,26 @@ impl Node {
                 self.read_index().await?;
                 Ok(self.store.keep_alive(id).unwrap_or(0))
             }
-            Some(mut leader) => {
+            Some((leader_id, mut leader)) => {
                 let mut req = tonic::Request::new(LeaseKeepAliveRequest { id });
                 req.set_timeout(PROPOSAL_TIMEOUT);
-                let resp = leader.lease_keep_alive(req).await.map_err(peer_status)?;
-                Ok(resp.into_inner().ttl)
+                self.until_leader_changes(leader_id, leader.lease_keep_alive(req))
+                    .await
+                    .map(|r| r.ttl)
             }
+        }
+    }
+
+    /// A call to the leader `leader_id`, given up with "leader changed" if
+    /// another member takes over meanwhile.
+    pub async fn until_leader_changes<T>(
+        &self,
+        leader_id: NodeId,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, EtcdError> {
+        tokio::select! {
+            r = call => r.map(tonic::Response::into_inner).map_err(peer_status),
+            _ = leader_changed(&self.raft, leader_id) => Err(EtcdError::LeaderChanged),
         }
     }
 
@@ -452,7 +466,9 @@ async fn submit(
     loop {
         let (old, res) = match leadership(raft, peers) {
             Leadership::Me => (None, write_local(raft, batch.clone()).await),
-            Leadership::Other(id, leader) => (Some(id), forward(raft, leader, batch.clone()).await),
+            Leadership::Other(id, leader) => {
+                (Some(id), forward(raft, id, leader, batch.clone()).await)
+            }
             Leadership::Unknown => (None, Err(SubmitError::Unsent(EtcdError::NoLeader))),
         };
         let err = match res {
@@ -495,12 +511,19 @@ async fn write_local(
 /// forwarded write once the member it reached has applied it).
 async fn forward(
     raft: &Raft,
+    leader_id: NodeId,
     mut leader: PeerClient<Channel>,
     batch: synodpb::Batch,
 ) -> Result<Vec<synodpb::Response>, SubmitError> {
     let mut req = tonic::Request::new(batch);
     req.set_timeout(PROPOSAL_TIMEOUT);
-    let resp = match leader.forward(req).await {
+    let resp = tokio::select! {
+        r = leader.forward(req) => r,
+        _ = leader_changed(raft, leader_id) => {
+            return Err(SubmitError::Failed(EtcdError::LeaderChanged))
+        }
+    };
+    let resp = match resp {
         Ok(r) => r.into_inner(),
         // No connection was made, so nothing was sent.
         Err(s) if s.code() == tonic::Code::Unavailable && s.message().contains("connect") => {
@@ -516,12 +539,22 @@ async fn forward(
 
 /// A peer call's failure as the client should see it: the leader's own
 /// etcd error when it sent one, otherwise the leader is out of reach.
-pub fn peer_status(s: tonic::Status) -> EtcdError {
+fn peer_status(s: tonic::Status) -> EtcdError {
     match s.code() {
         tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => EtcdError::Timeout,
         _ if s.message().starts_with("etcdserver: ") => EtcdError::from_message(s.message()),
         _ => EtcdError::NoLeader,
     }
+}
+
+/// Resolves once this member follows another leader than `old` (or none):
+/// a call to `old` still pending then may never be answered, as when the old
+/// leader hangs, and the outcome of what it carried is unknown.
+async fn leader_changed(raft: &Raft, old: NodeId) {
+    let _ = raft
+        .wait(None)
+        .metrics(|m| m.current_leader != Some(old), "leader changed")
+        .await;
 }
 
 async fn wait_applied(raft: &Raft, index: u64) -> Result<(), EtcdError> {
@@ -588,7 +621,7 @@ async fn read_rounds(
             waiters.push(w);
         }
         let res = match leadership(&raft, &peers) {
-            Leadership::Other(_, leader) => follower_read(&raft, leader).await,
+            Leadership::Other(id, leader) => follower_read(&raft, id, leader).await,
             _ => raft
                 .ensure_linearizable()
                 .await
@@ -602,15 +635,17 @@ async fn read_rounds(
 }
 
 /// A follower's read index: the leader's, then this member's apply up to it.
-async fn follower_read(raft: &Raft, mut leader: PeerClient<Channel>) -> Result<(), EtcdError> {
+async fn follower_read(
+    raft: &Raft,
+    leader_id: NodeId,
+    mut leader: PeerClient<Channel>,
+) -> Result<(), EtcdError> {
     let mut req = tonic::Request::new(synodpb::ReadIndexRequest {});
     req.set_timeout(PROPOSAL_TIMEOUT);
-    let index = leader
-        .read_index(req)
-        .await
-        .map_err(peer_status)?
-        .into_inner()
-        .index;
+    let index = tokio::select! {
+        r = leader.read_index(req) => r.map_err(peer_status)?.into_inner().index,
+        _ = leader_changed(raft, leader_id) => return Err(EtcdError::LeaderChanged),
+    };
     wait_applied(raft, index).await
 }
 

@@ -159,7 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &Meta,
+        meta: &Meta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let pairs: crate::mvcc::Pairs =
@@ -167,6 +167,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.store
             .restore(pairs)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        tracing::info!(
+            last_log = ?meta.last_log_id,
+            bytes = snapshot.get_ref().len(),
+            "installed a snapshot from the leader"
+        );
         // openraft purges the log behind an installed snapshot.
         self.sync().await
     }

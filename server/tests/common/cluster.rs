@@ -17,11 +17,17 @@ pub struct Cluster {
     dirs: Vec<PathBuf>,
     ports: Vec<(u16, u16)>,
     initial: String,
+    extra: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `n` members of a new cluster, data under `root`.
     pub fn start(kind: &'static str, n: usize, root: &Path) -> Cluster {
+        Self::start_with(kind, n, root, &[])
+    }
+
+    /// Starts `n` members with extra flags for each.
+    pub fn start_with(kind: &'static str, n: usize, root: &Path, extra: &[&str]) -> Cluster {
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let initial = names
@@ -38,6 +44,7 @@ impl Cluster {
             dirs,
             ports,
             initial,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         // etcd's members wait for each other at start, so none may be
         // waited for alone: start all, then wait for each.
@@ -50,14 +57,26 @@ impl Cluster {
     }
 
     fn spawn(&self, i: usize) -> Server {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         Server::member(
             self.kind,
             &self.names[i],
             &self.dirs[i],
             self.ports[i],
             &self.initial,
-            &[],
+            &extra,
         )
+    }
+
+    /// SIGSTOP (`cont` false) or SIGCONT: a member that hangs, then wakes.
+    pub fn signal(&self, i: usize, cont: bool) {
+        let pid = self.members[i].as_ref().expect("running").child.id();
+        let sig = if cont { "-CONT" } else { "-STOP" };
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill {sig} {pid}");
     }
 
     /// Starts member `i` again on its data and ports.
