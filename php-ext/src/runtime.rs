@@ -352,8 +352,18 @@ pub fn mirror(conn: &Conn, key: &MirrorKey) -> PhpResult<Arc<recipes::Mirror>> {
 /// Registers an instance under `key` (see `recipes::Registration`) for the
 /// rest of the process, replacing this process's earlier registration of
 /// the same key only once the new one is in place, so the key never goes
-/// away meanwhile. The TTL the server granted.
+/// away meanwhile; an identical one still kept alive is left as it is. The
+/// TTL the server granted.
 pub fn register(conn: &Conn, key: Vec<u8>, value: Vec<u8>, ttl: i64) -> PhpResult<i64> {
+    // The same registration again (say, at the start of every request of a
+    // php-fpm worker) costs nothing.
+    let same = with_state(|s| {
+        let found = s.registrations.get(&(conn.key(), key.clone()));
+        Ok(found.filter(|r| r.is_same(&value, ttl)).map(|r| r.ttl()))
+    })?;
+    if let Some(granted) = same {
+        return Ok(granted);
+    }
     let client = conn.client()?;
     let runtime = with_state(|s| Ok(s.runtime.clone()))?;
     let started = runtime.block_on(recipes::Registration::start(

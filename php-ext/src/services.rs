@@ -257,7 +257,7 @@ impl ServiceRegistry {
         self.service.clone()
     }
 
-    /// Registers this process as instance `id` at `address`:`port` with `meta` (anything json_encode() takes: strings, numbers, bools, null, arrays). Its key lives on a lease of `ttl` seconds kept alive in the background for the life of the process (across requests), registered again by itself if the lease is lost, and revoked when the process exits or deregister() is called; a process killed with kill -9 is gone after the TTL. Registering the same id again updates it in place. ValueError for an empty service or id, an id with '/', a port outside 1..65535, a ttl outside 1..86400 or meta that cannot be JSON; nothing is written then.
+    /// Registers this process as instance `id` at `address`:`port` with `meta` (anything json_encode() takes: strings, numbers, bools, null, arrays). Its key lives on a lease of `ttl` seconds kept alive in the background for the life of the process (across requests), registered again by itself if the lease is lost, and revoked when the process exits or deregister() is called; a process killed with kill -9 is gone after the TTL. Registering the same id again updates it in place (with the same values and ttl: nothing to do, no request). ValueError for an empty service or id, an id with '/', a port outside 1..65535, a ttl outside 1..86400 or meta that cannot be JSON; nothing is written then.
     #[php(defaults(meta = Meta::default(), ttl = 10))]
     pub fn register(
         &self,

@@ -55,6 +55,10 @@ $i = $list[0];
 var_dump($i->service === $name, $i->port, $i->meta[7], $i->meta['tags'], $i->revision === $kv->modRevision);
 
 echo "-- registering again updates in place\n";
+// The same values again: nothing to do, no request.
+$again = $s->register('api-1', '10.0.0.5', 8080, ['zone' => 'eu-1', 'weight' => 2, 'tags' => ['a', 'b'], '7' => 1.5, 'on' => true, 'none' => null], ttl: 5);
+$same = $c->getKeyValue("{$p}api-1");
+var_dump($same->modRevision === $kv->modRevision, $again->lease() === $kv->lease);
 $r = $s->register('api-1', '10.0.0.5', 9090, ['zone' => 'eu-2'], ttl: 5);
 $kv2 = $c->getKeyValue("{$p}api-1");
 var_dump($kv2->createRevision === $kv->createRevision, $kv2->lease === $r->lease(), $kv2->lease !== $kv->lease);
@@ -248,6 +252,8 @@ array(2) {
 }
 bool(true)
 -- registering again updates in place
+bool(true)
+bool(true)
 bool(true)
 bool(true)
 bool(true)

@@ -311,6 +311,10 @@ impl Shared {
 pub struct Registration {
     client: Client,
     key: Vec<u8>,
+    /// What was asked for: the value and the TTL.
+    value: Vec<u8>,
+    asked: i64,
+    /// The TTL the server granted.
     ttl: i64,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
@@ -348,7 +352,7 @@ impl Registration {
         let task = tokio::spawn(keep(
             client.clone(),
             key.clone(),
-            value,
+            value.clone(),
             ttl,
             granted,
             shared.clone(),
@@ -356,6 +360,8 @@ impl Registration {
         Ok(Registration {
             client,
             key,
+            value,
+            asked: ttl,
             ttl: granted,
             shared,
             task,
@@ -379,6 +385,12 @@ impl Registration {
 
     pub fn state(&self) -> RegState {
         self.shared.get()
+    }
+
+    /// Whether registering `value` with `ttl` again would change nothing:
+    /// the same value and TTL, and the key is being kept alive.
+    pub fn is_same(&self, value: &[u8], ttl: i64) -> bool {
+        self.value == value && self.asked == ttl && self.state() == RegState::Active
     }
 
     /// Stops keeping the key alive and revokes its lease, which deletes the
