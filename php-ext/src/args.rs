@@ -7,7 +7,7 @@ use std::time::Duration;
 use ext_php_rs::convert::FromZval;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::prelude::PhpResult;
-use ext_php_rs::types::Zval;
+use ext_php_rs::types::{ZendHashTable, Zval};
 
 use crate::txn::value_error;
 
@@ -52,4 +52,12 @@ pub fn timeout(t: Option<f64>) -> PhpResult<Option<Duration>> {
             "timeout must be a number of seconds in [0, 86400], {t} given"
         ))),
     }
+}
+
+/// The entries of a PHP array, keys as Zvals. Not through ext-php-rs's
+/// `iter()` or `values()` (nor `has_sequential_keys()`), which panic on a
+/// string key that is not UTF-8.
+pub fn entries(arr: &ZendHashTable) -> impl Iterator<Item = (Zval, &Zval)> {
+    let mut it = arr.iter();
+    std::iter::from_fn(move || it.next_zval())
 }

@@ -118,7 +118,7 @@ fn endpoint_list(endpoints: &Zval) -> PhpResult<Vec<String>> {
         s.split(',').map(|e| e.trim().to_string()).collect()
     } else if let Some(arr) = endpoints.array() {
         let mut out = Vec::with_capacity(arr.len());
-        for (_, v) in arr.iter() {
+        for (_, v) in args::entries(arr) {
             out.push(v.str().ok_or_else(|| type_error(WANT))?.trim().to_string());
         }
         out

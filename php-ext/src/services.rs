@@ -16,7 +16,7 @@ use ext_php_rs::zend::ce;
 use serde_json::{Map, Number, Value};
 use synod_client::recipes;
 
-use crate::args::Bytes;
+use crate::args::{entries, Bytes};
 use crate::client::integer_key;
 use crate::errors::to_php;
 use crate::runtime::{self, Conn};
@@ -74,14 +74,6 @@ impl Bad {
         }
         self
     }
-}
-
-/// The entries of a PHP array with their keys as Zvals. Not through
-/// ext-php-rs's `iter()` (nor `has_sequential_keys()`), which panics on a
-/// string key that is not UTF-8.
-fn entries(arr: &ZendHashTable) -> impl Iterator<Item = (Zval, &Zval)> {
-    let mut it = arr.iter();
-    std::iter::from_fn(move || it.next_zval())
 }
 
 fn key_text(k: &Zval) -> Result<String, Bad> {

@@ -10,6 +10,8 @@ foreach ([42, [1, 2], null] as $bad) {
 foreach (['', [], ['ok:1', '']] as $bad) {
     try { new Synod\Client($bad); } catch (ValueError $e) { echo get_class($e), ': ', $e->getMessage(), "\n"; }
 }
+// The keys of an endpoint list are ignored, even ones that are not UTF-8.
+var_dump(get_class(new Synod\Client(["\xff" => '127.0.0.1:2379', 'b' => '127.0.0.1:2380'])));
 foreach ([0, -1, NAN, INF] as $t) {
     try { new Synod\Client('127.0.0.1:2379', request_timeout: $t); } catch (ValueError $e) { echo "ValueError\n"; }
 }
@@ -43,6 +45,7 @@ TypeError: endpoints must be a string or a list of strings
 ValueError: endpoints must not be empty
 ValueError: endpoints must not be empty
 ValueError: endpoints must not be empty
+string(12) "Synod\Client"
 ValueError
 ValueError
 ValueError
