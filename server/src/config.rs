@@ -79,7 +79,7 @@ fn split(urls: &str) -> Vec<String> {
 
 /// FNV-1a: a stable hash for member and cluster ids, so the same flags give
 /// the same ids on every start without storing them.
-fn fnv64(parts: &[&str]) -> u64 {
+pub fn fnv64(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain([0u8]) {

@@ -51,6 +51,18 @@ pub enum EtcdError {
     BadLeaderTransferee,
     #[error("etcdserver: too many requests")]
     TooManyRequests,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
     #[error("etcdserver: {0}")]
     Internal(String),
 }
@@ -79,6 +91,12 @@ impl EtcdError {
             LeaderChanged,
             NotCapable,
             TooManyRequests,
+            PeerUrlExist,
+            MemberBadUrls,
+            MemberNotFound,
+            MemberNotLearner,
+            LearnerNotReady,
+            MemberNotEnoughStarted,
         ]
         .into_iter()
         .find(|e| e.to_string() == msg)
@@ -89,11 +107,19 @@ impl EtcdError {
         use EtcdError::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | RequestTooLarge | InvalidSortOption => Code::InvalidArgument,
+            | RequestTooLarge | InvalidSortOption | MemberBadUrls => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
-            LeaseNotFound => Code::NotFound,
-            LeaseExist | RootUserNotExist | UserNotFound | RoleNotFound | AuthNotEnabled
-            | BadLeaderTransferee => Code::FailedPrecondition,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
+            LeaseExist
+            | RootUserNotExist
+            | UserNotFound
+            | RoleNotFound
+            | AuthNotEnabled
+            | BadLeaderTransferee
+            | PeerUrlExist
+            | MemberNotLearner
+            | LearnerNotReady
+            | MemberNotEnoughStarted => Code::FailedPrecondition,
             NoLeader | Timeout | LeaderChanged => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             TooManyRequests => Code::ResourceExhausted,

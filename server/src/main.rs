@@ -68,9 +68,17 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|m| (m.id, BasicNode::new(m.peer_urls.join(","))))
         .collect();
+    // A member joining a running cluster takes the id `member add` gave it,
+    // found by its peer URLs in the cluster's member list (as etcd does);
+    // once it has data, its stored identity rules.
+    let (id, cluster_id) = if !bootstrap && !config.data_dir.join("db").exists() {
+        join_identity(&config, &specs).await?
+    } else {
+        (me.id, config.cluster_id(&specs))
+    };
     let members = Members {
-        id: me.id,
-        cluster_id: config.cluster_id(&specs),
+        id,
+        cluster_id,
         nodes,
     };
     let opts = Options {
@@ -79,6 +87,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     let node = Node::start(&config.data_dir, members, opts).await?;
     let me_id = node.id;
+    tokio::spawn(exit_when_removed(node.clone()));
 
     let lease_ids = std::sync::Arc::new(api::lease::LeaseIds::new(me_id));
     let mut servers = tokio::task::JoinSet::new();
@@ -181,6 +190,89 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let _ = node.raft.shutdown().await;
     node.db.flush_async().await?;
     Ok(())
+}
+
+/// Asks the members named in --initial-cluster for the member list and
+/// finds this member in it by its advertised peer URLs.
+async fn join_identity(
+    config: &Config,
+    specs: &[synod::config::MemberSpec],
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    use synod_proto::etcdserverpb::MemberListRequest;
+    use synod_proto::synodpb::peer_client::PeerClient;
+    let mut mine = config.advertised_peer_urls();
+    mine.sort();
+    let others: Vec<&String> = specs
+        .iter()
+        .filter(|m| m.name != config.name)
+        .flat_map(|m| &m.peer_urls)
+        .collect();
+    for _ in 0..20 {
+        for url in &others {
+            let Ok(mut peer) = PeerClient::connect(url.to_string()).await else {
+                continue;
+            };
+            let Ok(list) = peer.member_list(MemberListRequest::default()).await else {
+                continue;
+            };
+            let list = list.into_inner();
+            let cluster_id = list.header.map_or(0, |h| h.cluster_id);
+            let found = list.members.iter().find(|m| {
+                let mut urls = m.peer_ur_ls.clone();
+                urls.sort();
+                urls == mine
+            });
+            return match found {
+                Some(m) => Ok((m.id, cluster_id)),
+                None => Err(format!(
+                    "no member with peer URLs {mine:?} in the cluster at {url}: \
+                     add it first (etcdctl member add {} --peer-urls={})",
+                    config.name,
+                    mine.join(",")
+                )
+                .into()),
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(format!("--initial-cluster-state existing: no member reachable at {others:?}").into())
+}
+
+/// A member removed from the cluster stops, as etcd's does: it would
+/// otherwise go on serving a copy nobody updates.
+async fn exit_when_removed(node: std::sync::Arc<Node>) {
+    let mut metrics = node.raft.metrics();
+    loop {
+        let removed = {
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            // Only a membership this member applied counts (so it is
+            // committed): a leader removing itself still has to commit the
+            // change, and an appended config may yet be replaced.
+            let applied = m.membership_config.log_id() <= &m.last_applied;
+            applied
+                && membership.nodes().next().is_some()
+                && membership.get_node(&node.id).is_none()
+        };
+        if removed {
+            leave(&node).await;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                return;
+            },
+            _ = node.removed() => leave(&node).await,
+        }
+    }
+}
+
+async fn leave(node: &Node) {
+    tracing::error!("{}; exiting", synod::raft::network::REMOVED);
+    // The answer to the request that removed it may still be on its way
+    // from here (a leader removing itself).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let _ = node.raft.shutdown().await;
+    std::process::exit(0);
 }
 
 async fn listen(

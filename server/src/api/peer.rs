@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use synod_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberListRequest, MemberListResponse,
 };
 use synod_proto::synodpb::peer_server::Peer;
 use synod_proto::synodpb::{
@@ -17,7 +18,7 @@ use tokio::task::JoinSet;
 use tonic::{Request, Response, Status};
 
 use crate::error::EtcdError;
-use crate::raft::Node;
+use crate::raft::{Node, NodeId, TypeConfig};
 
 pub struct PeerService {
     node: Arc<Node>,
@@ -28,6 +29,21 @@ impl PeerService {
         PeerService { node }
     }
 }
+
+impl PeerService {
+    /// A member removed from the cluster that still campaigns or replicates
+    /// is told so, and stops (raft/network.rs), as etcd's peers tell it.
+    fn refuse_removed(&self, vote: &openraft::Vote<NodeId>) -> Result<(), Status> {
+        match vote.leader_id().voted_for() {
+            Some(from) if self.node.store.is_removed(from) => {
+                Err(Status::failed_precondition(REMOVED))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+pub use crate::raft::network::REMOVED;
 
 fn decode<T: DeserializeOwned>(msg: RaftMessage) -> Result<T, Status> {
     bincode::deserialize(&msg.data)
@@ -45,12 +61,14 @@ impl Peer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let rpc = decode(req.into_inner())?;
+        let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req.into_inner())?;
+        self.refuse_removed(&rpc.vote)?;
         encode(&self.node.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let rpc = decode(req.into_inner())?;
+        let rpc: openraft::raft::VoteRequest<NodeId> = decode(req.into_inner())?;
+        self.refuse_removed(&rpc.vote)?;
         encode(&self.node.raft.vote(rpc).await)
     }
 
@@ -110,6 +128,13 @@ impl Peer for PeerService {
             id,
             ttl,
         }))
+    }
+
+    async fn member_list(
+        &self,
+        _req: Request<MemberListRequest>,
+    ) -> Result<Response<MemberListResponse>, Status> {
+        Ok(Response::new(super::cluster::member_list(&self.node)?))
     }
 
     async fn lease_time_to_live(

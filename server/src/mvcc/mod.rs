@@ -32,6 +32,13 @@ const META_REV: &[u8] = b"mrev";
 const META_COMPACT: &[u8] = b"mcompact";
 /// Followed by a member id: the attributes that member published.
 const META_MEMBER: &[u8] = b"mmember/";
+/// Followed by a member id: a member removed from the cluster, which may
+/// never come back under that id (etcd's removed-member tombstones).
+const META_REMOVED: &[u8] = b"mremoved/";
+
+pub fn removed_key(id: u64) -> Vec<u8> {
+    [META_REMOVED, &id.to_be_bytes()[..]].concat()
+}
 
 /// Raw storage pairs: a snapshot's content.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -383,6 +390,11 @@ impl Store {
         for l in st.leases.values_mut() {
             l.deadline = lease_deadline(l.ttl);
         }
+    }
+
+    /// Whether `id` was removed from the cluster.
+    pub fn is_removed(&self, id: u64) -> bool {
+        matches!(self.tree.contains_key(removed_key(id)), Ok(true))
     }
 
     /// The attributes every member published, by member id.

@@ -263,11 +263,18 @@ impl Node {
     /// None while this member leads, else a client of the leader's peer
     /// service; waits for an election first, as etcd holds requests.
     pub async fn leader_peer(&self) -> Result<Option<(NodeId, PeerClient<Channel>)>, EtcdError> {
-        wait_for_leader(&self.raft).await;
-        match leadership(&self.raft, &self.peers) {
-            Leadership::Me => Ok(None),
-            Leadership::Other(id, leader) => Ok(Some((id, leader))),
-            Leadership::Unknown => Err(EtcdError::NoLeader),
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            wait_for_leader(&self.raft).await;
+            match leadership(&self.raft, &self.peers) {
+                Leadership::Me => return Ok(None),
+                Leadership::Other(id, leader) => return Ok(Some((id, leader))),
+                // E.g. the leader just removed itself: the next one is coming.
+                Leadership::Unknown if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Leadership::Unknown => return Err(EtcdError::NoLeader),
+            }
         }
     }
 
@@ -301,6 +308,11 @@ impl Node {
             r = call => r.map(tonic::Response::into_inner).map_err(peer_status),
             _ = leader_changed(&self.raft, leader_id) => Err(EtcdError::LeaderChanged),
         }
+    }
+
+    /// Resolves when a peer said this member was removed from the cluster.
+    pub async fn removed(&self) {
+        self.peers.removed.notified().await
     }
 
     /// The last log index this member has applied.

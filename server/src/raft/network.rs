@@ -33,9 +33,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// One lazily connected channel per peer URL, shared by Raft's replication
 /// streams and by write forwarding, so a member keeps one HTTP/2 connection
 /// to each other member.
+/// What a member's peers answer once it has been removed from the cluster.
+pub const REMOVED: &str = "the member has been permanently removed from the cluster";
+
 #[derive(Default)]
 pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
+    /// Told when a peer answered `REMOVED`: this member must stop.
+    pub removed: tokio::sync::Notify,
 }
 
 impl Peers {
@@ -71,6 +76,7 @@ pub struct Network {
 pub struct Peer {
     target: NodeId,
     client: Result<PeerClient<Channel>, String>,
+    peers: Arc<Peers>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -79,6 +85,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             client: self.peers.client(&node.addr).map_err(|e| e.to_string()),
+            peers: self.peers.clone(),
         }
     }
 }
@@ -128,6 +135,10 @@ impl Peer {
             // instead of retrying at once.
             Err(s) if s.code() == tonic::Code::Unavailable => {
                 return Err(unreachable(s.message().to_string()))
+            }
+            Err(s) if s.message() == REMOVED => {
+                self.peers.removed.notify_one();
+                return Err(unreachable(REMOVED));
             }
             Err(s) => return Err(network(s)),
         };

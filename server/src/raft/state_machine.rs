@@ -138,6 +138,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 bincode::serialize(&m).map_err(|e| sm_err(ErrorVerb::Write, e))?,
             ));
         }
+        // Members a membership change dropped are remembered, so the others
+        // can tell them so if they come back (see api/peer.rs).
+        if entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Membership(_)))
+        {
+            let ids = |m: &openraft::Membership<NodeId, openraft::BasicNode>| {
+                m.nodes()
+                    .map(|(id, _)| *id)
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let mut known = ids(self.read_meta()?.1.membership());
+            for e in &entries {
+                if let EntryPayload::Membership(m) = &e.payload {
+                    let now = ids(m);
+                    for gone in known.difference(&now) {
+                        meta.push((crate::mvcc::removed_key(*gone), Vec::new()));
+                    }
+                    known = now;
+                }
+            }
+        }
         let batches = entries.iter().map(|e| match &e.payload {
             EntryPayload::Normal(b) => Some(&b.0),
             _ => None,

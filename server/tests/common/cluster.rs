@@ -56,6 +56,41 @@ impl Cluster {
         c
     }
 
+    /// Starts a member that `member add` added, with etcd's flags for
+    /// joining a running cluster; returns its index.
+    pub fn join(&mut self, name: &str, ports: (u16, u16)) -> usize {
+        self.names.push(name.to_string());
+        self.dirs.push(self.dirs[0].with_file_name(name));
+        self.ports.push(ports);
+        self.initial = format!("{},{name}=http://127.0.0.1:{}", self.initial, ports.1);
+        let i = self.names.len() - 1;
+        let extra: Vec<&str> = self
+            .extra
+            .iter()
+            .map(String::as_str)
+            .chain(["--initial-cluster-state=existing"])
+            .collect();
+        let s = Server::member(self.kind, name, &self.dirs[i], ports, &self.initial, &extra);
+        self.members
+            .push(Some(tokio::task::block_in_place(|| Server::ready(s))));
+        i
+    }
+
+    /// Waits for member `i` to end by itself (as a removed member does).
+    pub fn exited_within(&mut self, i: usize, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(m) = self.members[i].as_mut() {
+                if let Ok(Some(_)) = m.child.try_wait() {
+                    self.members[i] = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     fn spawn(&self, i: usize) -> Server {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         Server::member(

@@ -14,11 +14,21 @@ use tonic::transport::Channel;
 
 pub mod cluster;
 
+/// A port nothing listens on, below Linux's ephemeral range (32768 and up):
+/// a port the kernel handed out as free could be taken by an outgoing
+/// connection of a test before the server binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() * 7919;
+    for _ in 0..10_000 {
+        let n = start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst));
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port")
 }
 
 pub struct Server {
