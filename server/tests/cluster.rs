@@ -2,6 +2,8 @@
 //! real etcd processes for the same scenarios, driven by etcdctl and gRPC.
 
 mod common;
+#[path = "common/linearizability.rs"]
+mod linearizability;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -683,4 +685,206 @@ async fn synod_membership_changes_under_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_membership_changes_under_writes() {
     membership_changes_under_writes("etcd").await;
+}
+
+/// A small deterministic generator for the clients' choices (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+const KEYS: usize = 3;
+
+/// One client's operation on `key` through `kv`, timed against `t0`.
+async fn run_op(
+    kv: &mut KvClient<Channel>,
+    key: usize,
+    op: linearizability::Op,
+    t0: Instant,
+) -> Option<linearizability::Call> {
+    use linearizability::{Call, Op, Outcome};
+    use synod_proto::etcdserverpb::{compare, request_op, Compare, RequestOp, TxnRequest};
+    let k = format!("lin/{key}").into_bytes();
+    let ns = || t0.elapsed().as_nanos() as u64;
+    let call = ns();
+    let timeout = Duration::from_secs(2);
+    // A request that never reached a server (connection refused) surely
+    // did nothing: it is left out of the history.
+    let unsent =
+        |s: &tonic::Status| s.code() == tonic::Code::Unavailable && s.message().contains("connect");
+    let outcome: Result<Outcome, tonic::Status> = match op {
+        Op::Read => {
+            let mut req = tonic::Request::new(RangeRequest {
+                key: k,
+                ..Default::default()
+            });
+            req.set_timeout(timeout);
+            kv.range(req).await.map(|r| {
+                let v = r.into_inner().kvs.first().map(|kv| {
+                    String::from_utf8_lossy(&kv.value)
+                        .parse::<u64>()
+                        .expect("a number")
+                });
+                Outcome::Read(v)
+            })
+        }
+        Op::Write(v) => {
+            let mut req = tonic::Request::new(PutRequest {
+                key: k,
+                value: v.to_string().into_bytes(),
+                ..Default::default()
+            });
+            req.set_timeout(timeout);
+            kv.put(req).await.map(|_| Outcome::Written)
+        }
+        Op::Cas(from, to) => {
+            let mut req = tonic::Request::new(TxnRequest {
+                compare: vec![Compare {
+                    key: k.clone(),
+                    result: compare::CompareResult::Equal as i32,
+                    target: compare::CompareTarget::Value as i32,
+                    target_union: Some(compare::TargetUnion::Value(from.to_string().into_bytes())),
+                    ..Default::default()
+                }],
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key: k,
+                        value: to.to_string().into_bytes(),
+                        ..Default::default()
+                    })),
+                }],
+                failure: vec![],
+            });
+            req.set_timeout(timeout);
+            kv.txn(req)
+                .await
+                .map(|r| Outcome::Swapped(r.into_inner().succeeded))
+        }
+    };
+    match outcome {
+        Ok(outcome) => Some(Call {
+            op,
+            outcome,
+            call,
+            ret: Some(ns()),
+        }),
+        Err(s) if unsent(&s) => None,
+        // Failed or timed out: it may still take effect, at any later time.
+        Err(_) => Some(Call {
+            op,
+            outcome: Outcome::Unknown,
+            call,
+            ret: None,
+        }),
+    }
+}
+
+/// Concurrent clients read, write and compare-and-swap a few keys through
+/// every member while members are killed, paused and restarted; every key's
+/// recorded history must be linearizable.
+async fn linearizable_under_faults(kind: &'static str) {
+    use linearizability::Op;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(kind, 3, root.path());
+    c.leader(Duration::from_secs(10)).await;
+    for key in 0..KEYS {
+        text(etcdctl(
+            &c.endpoint(0),
+            &["put", &format!("lin/{key}"), "0"],
+            None,
+        ));
+    }
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let channels: Vec<Channel> = (0..c.len()).map(|i| channel(c.url(i))).collect();
+    let clients: Vec<_> = (0..6u64)
+        .map(|id| {
+            let (stop, channels) = (stop.clone(), channels.clone());
+            tokio::spawn(async move {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((id + 1) * 0x1000_0000_01b3));
+                let mut last_seen = [0u64; KEYS];
+                let mut history = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let key = rng.below(KEYS as u64) as usize;
+                    n += 1;
+                    let fresh = (id + 1) * 1_000_000 + n;
+                    let op = match rng.below(10) {
+                        0..=3 => Op::Read,
+                        4..=6 => Op::Write(fresh),
+                        _ => Op::Cas(last_seen[key], fresh),
+                    };
+                    let member = rng.below(channels.len() as u64) as usize;
+                    let mut kv = KvClient::new(channels[member].clone());
+                    if let Some(call) = run_op(&mut kv, key, op, t0).await {
+                        if let linearizability::Outcome::Read(Some(v)) = call.outcome {
+                            last_seen[key] = v;
+                        }
+                        history.push((key, call));
+                    }
+                    tokio::time::sleep(Duration::from_millis(rng.below(15))).await;
+                }
+                history
+            })
+        })
+        .collect();
+
+    // The faults: each member in turn killed and restarted, or paused and
+    // resumed, while the clients go on.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (round, member) in [0usize, 1, 2, 0].into_iter().enumerate() {
+        if round % 2 == 0 {
+            c.kill9(member);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            c.restart(member);
+        } else {
+            c.signal(member, false);
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            c.signal(member, true);
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut by_key: Vec<Vec<linearizability::Call>> = vec![Vec::new(); KEYS];
+    for client in clients {
+        for (key, call) in client.await.unwrap() {
+            by_key[key].push(call);
+        }
+    }
+    for (key, history) in by_key.iter().enumerate() {
+        let answered = history.iter().filter(|c| c.ret.is_some()).count();
+        let checked = Instant::now();
+        let ok = linearizability::check(history, Some(0), 20_000_000);
+        eprintln!(
+            "{kind}: key {key}: {} operations ({answered} answered), linearizable: {ok:?}, checked in {:?}",
+            history.len(),
+            checked.elapsed()
+        );
+        assert_eq!(
+            ok,
+            Some(true),
+            "{kind}: the history of lin/{key} is not linearizable (None: undecided)"
+        );
+        assert!(
+            answered > 100,
+            "{kind}: too few operations answered on lin/{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_linearizable_under_faults() {
+    linearizable_under_faults("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_linearizable_under_faults() {
+    linearizable_under_faults("etcd").await;
 }
