@@ -36,6 +36,12 @@ const MAX_BATCH_BYTES: usize = 8 << 20;
 /// two cores, not waiting on the disk). Measured again on the WAL: 20.3k
 /// puts/s with one, 18.4k with two, 64 clients.
 const MAX_INFLIGHT: usize = 1;
+/// Batches a follower may have forwarded to the leader and not yet had
+/// answered. With one, each batch waited for the leader's commit and the
+/// follower's own apply before the next left (3 members on this 2-core
+/// machine, 64 writers through a follower: 5.8-8.0k puts/s; with four,
+/// 7.7-8.0k; etcd 7.1-8.7k).
+const MAX_FORWARDS: usize = 4;
 /// Writes accepted but not yet applied beyond which new ones are refused with
 /// "too many requests": etcd's limit on committed entries its apply lags
 /// behind (one write per entry there; here a write waits in the proposer or
@@ -400,14 +406,25 @@ async fn proposer(
 ) {
     use prost::Message;
     let inflight = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
+    let forwards = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS));
     loop {
-        let Ok(permit) = inflight.clone().acquire_owned().await else {
+        let Ok(mut permit) = inflight.clone().acquire_owned().await else {
             return;
         };
         let Some(first) = rx.recv().await else {
             return;
         };
         wait_for_leader(&raft).await;
+        if let Leadership::Other(..) = leadership(&raft, &peers) {
+            // A follower's batches wait for the leader's whole round trip,
+            // so several go at once (the leader merges them into its own);
+            // each forms while the others are in flight.
+            let Ok(slot) = forwards.clone().acquire_owned().await else {
+                return;
+            };
+            drop(permit);
+            permit = slot;
+        }
         let mut bytes = first.0.encoded_len();
         let mut reqs = vec![first.0];
         let mut replies = vec![first.1];
