@@ -142,6 +142,10 @@ fn read_i64(tree: &sled::Tree, key: &[u8]) -> Result<Option<i64>, EtcdError> {
     })
 }
 
+/// What a new leader adds to every lease: openraft's longest election
+/// timeout here (etcd adds its election timeout).
+const LEADER_CHANGE_GRACE: Duration = Duration::from_secs(1);
+
 pub fn lease_deadline(ttl: i64) -> Instant {
     Instant::now() + Duration::from_secs(ttl.max(0) as u64)
 }
@@ -388,7 +392,9 @@ impl Store {
     pub fn refresh_leases(&self) {
         let mut st = self.write();
         for l in st.leases.values_mut() {
-            l.deadline = lease_deadline(l.ttl);
+            // etcd's rule for a new leader: a full TTL plus an election
+            // timeout, since keep-alives were lost while there was none.
+            l.deadline = lease_deadline(l.ttl) + LEADER_CHANGE_GRACE;
         }
     }
 

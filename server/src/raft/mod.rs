@@ -288,17 +288,36 @@ impl Node {
     /// granted TTL, or 0 if it is gone (clients read that as expired).
     pub async fn keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
         use synod_proto::etcdserverpb::LeaseKeepAliveRequest;
-        match self.leader_peer().await? {
-            None => {
-                self.read_index().await?;
-                Ok(self.store.keep_alive(id).unwrap_or(0))
-            }
-            Some((leader_id, mut leader)) => {
-                let mut req = tonic::Request::new(LeaseKeepAliveRequest { id });
-                req.set_timeout(PROPOSAL_TIMEOUT);
-                self.until_leader_changes(leader_id, leader.lease_keep_alive(req))
-                    .await
-                    .map(|r| r.ttl)
+        // A renewal changes nothing but a deadline, so it is safe to repeat:
+        // while the leader is lost it is held for the next one, as etcd
+        // holds requests through an election, rather than answered "no
+        // leader" and the lease left to run out meanwhile.
+        let deadline = tokio::time::Instant::now() + PROPOSAL_TIMEOUT;
+        loop {
+            let res = match self.leader_peer().await? {
+                None => {
+                    self.read_index().await?;
+                    return Ok(self.store.keep_alive(id).unwrap_or(0));
+                }
+                Some((leader_id, mut leader)) => {
+                    let mut req = tonic::Request::new(LeaseKeepAliveRequest { id });
+                    req.set_timeout(PROPOSAL_TIMEOUT);
+                    let res = self
+                        .until_leader_changes(leader_id, leader.lease_keep_alive(req))
+                        .await;
+                    if matches!(res, Err(EtcdError::NoLeader)) {
+                        // Out of reach: wait for another leader.
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let _ =
+                            tokio::time::timeout(left, leader_changed(&self.raft, leader_id)).await;
+                    }
+                    res
+                }
+            };
+            match res {
+                Err(EtcdError::NoLeader | EtcdError::LeaderChanged)
+                    if tokio::time::Instant::now() < deadline => {}
+                res => return res.map(|r| r.ttl),
             }
         }
     }
