@@ -225,7 +225,7 @@ fn write_snapshot(store: &crate::mvcc::Store) -> Result<(std::fs::File, u64, i64
     use std::io::{Read, Seek, SeekFrom, Write};
     let io = |e: std::io::Error| Status::internal(format!("snapshot file: {e}"));
     let mut file = tempfile::tempfile().map_err(io)?;
-    let rev = store.write_dump(&mut file)?;
+    let rev = store.write_dump(&mut file, |_, _| {})?;
     let len = file.stream_position().map_err(io)?;
     let padded = len.div_ceil(512) * 512;
     file.write_all(&vec![0; (padded - len) as usize])

@@ -41,6 +41,7 @@ pub fn removed_key(id: u64) -> Vec<u8> {
 }
 
 /// Raw storage pairs: a snapshot's content.
+#[cfg(test)]
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// What one applied batch of Raft entries changed, for watchers.
@@ -415,18 +416,24 @@ impl Store {
         Ok(out)
     }
 
-    /// The whole state machine as key/value pairs: the Raft snapshot.
+    /// The whole state machine as key/value pairs.
+    #[cfg(test)]
     pub fn dump(&self) -> Result<Pairs, EtcdError> {
         let mut out = Vec::new();
         self.each_pair(|k, v| out.push((k.to_vec(), v.to_vec())))?;
         Ok(out)
     }
 
-    /// Writes the whole state machine to `w` as `dump()` would serialize it
-    /// with bincode (a pair count, then each key and value with its length),
-    /// streaming from storage under the state's read lock: a consistent copy
-    /// that never sits in memory. Returns the revision it holds.
-    pub fn write_dump<W: std::io::Write + std::io::Seek>(&self, w: W) -> Result<i64, EtcdError> {
+    /// Writes the whole state machine to `w` as bincode would serialize its
+    /// pairs (a count, then each key and value with its length; `DumpReader`
+    /// reads it back), streaming from storage under the state's read lock: a
+    /// consistent copy that never sits in memory. `seen` is shown every pair
+    /// written. Returns the revision it holds.
+    pub fn write_dump<W: std::io::Write + std::io::Seek>(
+        &self,
+        w: W,
+        mut seen: impl FnMut(&[u8], &[u8]),
+    ) -> Result<i64, EtcdError> {
         use std::io::{Seek, SeekFrom, Write};
         let io = |e: std::io::Error| EtcdError::Internal(format!("writing snapshot: {e}"));
         let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
@@ -440,6 +447,7 @@ impl Store {
                 return;
             }
             count += 1;
+            seen(k, v);
             let res = w
                 .write_all(&(k.len() as u64).to_le_bytes())
                 .and_then(|_| w.write_all(k))
@@ -483,13 +491,24 @@ impl Store {
         Ok(st.rev)
     }
 
-    /// Replaces everything with a snapshot's content.
-    pub fn restore(&self, pairs: Pairs) -> Result<(), EtcdError> {
+    /// Replaces everything with a dump's content (see `write_dump`), read
+    /// as a stream and written in bounded batches. Not atomic by itself: the
+    /// caller keeps the dump until this returns and the store is synced, and
+    /// runs it again if a crash came in between (raft/state_machine.rs).
+    pub fn restore_from(&self, r: impl std::io::Read) -> Result<(), EtcdError> {
+        let io = |e: std::io::Error| EtcdError::Internal(format!("reading snapshot: {e}"));
+        let mut pairs = DumpReader::new(r).map_err(io)?;
         let mut st = self.write();
         self.tree.clear()?;
         let mut batch = sled::Batch::default();
-        for (k, v) in pairs {
+        let mut bytes = 0;
+        while let Some((k, v)) = pairs.next_pair().map_err(io)? {
+            bytes += k.len() + v.len();
             batch.insert(k, v);
+            if bytes >= RESTORE_BATCH_BYTES {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                bytes = 0;
+            }
         }
         self.tree.apply_batch(batch)?;
         let (fresh, leftover) = load_state(&self.tree)?;
@@ -497,6 +516,69 @@ impl Store {
         self.compactor.enqueue(leftover);
         Ok(())
     }
+}
+
+/// Bytes of pairs written per batch while restoring a snapshot.
+const RESTORE_BATCH_BYTES: usize = 8 << 20;
+
+/// Reads back what `Store::write_dump` wrote, one pair at a time.
+pub struct DumpReader<R> {
+    r: std::io::BufReader<R>,
+    left: u64,
+}
+
+impl<R: std::io::Read> DumpReader<R> {
+    pub fn new(r: R) -> std::io::Result<Self> {
+        let mut r = std::io::BufReader::with_capacity(1 << 20, r);
+        let left = read_u64(&mut r)?;
+        Ok(DumpReader { r, left })
+    }
+
+    /// The next pair, or None once all the count announced were read.
+    pub fn next_pair(&mut self) -> std::io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let k = self.read_bytes()?;
+        let v = self.read_bytes()?;
+        Ok(Some((k, v)))
+    }
+
+    fn read_bytes(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let len = read_u64(&mut self.r)?;
+        let mut out = Vec::new();
+        // A corrupt length must not allocate a huge buffer up front.
+        (&mut self.r).take(len).read_to_end(&mut out)?;
+        if out.len() as u64 != len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(out)
+    }
+
+    /// Reads to the end, checking that the dump is whole: every pair the
+    /// count announced and nothing after them. Returns the pair count.
+    pub fn check(mut self) -> std::io::Result<u64> {
+        use std::io::Read;
+        let mut n = 0;
+        while self.next_pair()?.is_some() {
+            n += 1;
+        }
+        if self.r.read(&mut [0])? != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "bytes after the last pair",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+fn read_u64(r: &mut impl std::io::Read) -> std::io::Result<u64> {
+    let mut b = [0; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
 }
 
 pub(crate) fn load(

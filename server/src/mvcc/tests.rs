@@ -553,7 +553,7 @@ fn a_streamed_dump_reads_back_as_the_dump() {
         put(&s, &format!("k{}", i % 40), &"v".repeat(i));
     }
     let mut file = std::io::Cursor::new(Vec::new());
-    let rev = s.write_dump(&mut file).unwrap();
+    let rev = s.write_dump(&mut file, |_, _| {}).unwrap();
     assert_eq!(rev, s.current_rev());
     let back: Pairs = bincode::deserialize(file.get_ref()).unwrap();
     assert_eq!(back, s.dump().unwrap());

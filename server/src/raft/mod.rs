@@ -173,7 +173,7 @@ impl Node {
         }
         let log = wal_store::WalStore::open(&wal_dir)?;
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
-        let sm = state_machine::StateMachine::new(store.clone(), durable);
+        let sm = state_machine::StateMachine::open(store.clone(), durable, data_dir)?;
 
         let config = Config {
             cluster_name: "synod".into(),

@@ -4,7 +4,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::fmt;
-use std::io::Cursor;
 use std::marker::PhantomData;
 
 use serde::de::{Deserializer, Visitor};
@@ -42,6 +41,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Proto<synodpb::Batch>,
         R = Proto<synodpb::BatchResponse>,
+        SnapshotData = tokio::fs::File,
 );
 
 pub type NodeId = u64;

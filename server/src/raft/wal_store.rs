@@ -462,7 +462,8 @@ mod tests {
             let store = Store::open(db.open_tree("sm").expect("tree")).expect("store");
             let wal = WalStore::open(&dir.path().join("wal")).expect("wal");
             let durable = SledSync::new(db, &dir.path().join("db")).expect("sled sync");
-            let sm = StateMachine::new(Arc::new(store), Arc::new(durable));
+            let sm = StateMachine::open(Arc::new(store), Arc::new(durable), dir.path())
+                .expect("state machine");
             Ok((dir, wal, sm))
         }
     }
