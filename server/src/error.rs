@@ -49,6 +49,10 @@ pub enum EtcdError {
     AuthNotEnabled,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
     #[error("etcdserver: too many requests")]
     TooManyRequests,
     #[error("etcdserver: Peer URLs already exists")]
@@ -116,11 +120,12 @@ impl EtcdError {
             | RoleNotFound
             | AuthNotEnabled
             | BadLeaderTransferee
+            | NotLeader
             | PeerUrlExist
             | MemberNotLearner
             | LearnerNotReady
             | MemberNotEnoughStarted => Code::FailedPrecondition,
-            NoLeader | Timeout | LeaderChanged => Code::Unavailable,
+            NoLeader | Timeout | LeaderChanged | TimeoutLeaderTransfer => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             TooManyRequests => Code::ResourceExhausted,
             Internal(_) => Code::Internal,

@@ -262,6 +262,51 @@ fn start_writers(
         .collect()
 }
 
+/// One scenario's three members, with 64 writers going.
+struct Writing {
+    _one: tokio::sync::MutexGuard<'static, ()>,
+    _root: tempfile::TempDir,
+    c: Cluster,
+    leader: usize,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writing {
+    /// Starts the members, waits for a leader, then starts the writers and
+    /// lets them run for a moment.
+    async fn start(kind: &'static str) -> Writing {
+        let one = ONE_AT_A_TIME.lock().await;
+        let root = tempfile::tempdir().unwrap();
+        let c = Cluster::start(kind, 3, root.path());
+        let leader = c.leader(Duration::from_secs(10)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Log::default()));
+        let writers = start_writers(&c, stop.clone(), log.clone());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Writing {
+            _one: one,
+            _root: root,
+            c,
+            leader,
+            stop,
+            log,
+            writers,
+        }
+    }
+
+    /// Stops the writers: every acknowledged write, and how soon after `t`
+    /// writes went on (see `Log::since`).
+    async fn finish(&mut self, t: Instant) -> (BTreeMap<String, String>, Option<Duration>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.writers.drain(..) {
+            w.await.unwrap();
+        }
+        self.log.lock().unwrap().since(t)
+    }
+}
+
 /// How soon writes must go on after the leader is lost. Synod resumes in
 /// 1.6-2.0 s here, but once in about ten runs an election took a second
 /// round on this loaded 2-core machine (3.9 s); etcd (1 s election timeout,
@@ -272,26 +317,14 @@ fn failover_bound(kind: &str) -> Duration {
 }
 
 async fn leader_killed_under_writers(kind: &'static str) {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let root = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start(kind, 3, root.path());
-    let leader = c.leader(Duration::from_secs(10)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let log = Arc::new(Mutex::new(Log::default()));
-    let writers = start_writers(&c, stop.clone(), log.clone());
-
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = log.lock().unwrap().acked.len();
+    let mut w = Writing::start(kind).await;
+    let leader = w.leader;
+    let before = w.log.lock().unwrap().acked.len();
     assert!(before > 0, "{kind}: no write acknowledged before the kill");
-    c.kill9(leader);
+    w.c.kill9(leader);
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.await.unwrap();
-    }
-
-    let (acked, resumed) = log.lock().unwrap().since(killed);
+    let (acked, resumed) = w.finish(killed).await;
     let resumed = resumed.unwrap_or_else(|| panic!("{kind}: no write acknowledged after the kill"));
     eprintln!(
         "{kind}: {} writes acknowledged ({before} before the kill); first new write {:?} after it",
@@ -303,14 +336,14 @@ async fn leader_killed_under_writers(kind: &'static str) {
         resumed <= bound,
         "{kind}: writes resumed only {resumed:?} after the leader died"
     );
-    let new_leader = c.leader(Duration::from_secs(5)).await;
+    let new_leader = w.c.leader(Duration::from_secs(5)).await;
     assert_ne!(new_leader, leader, "{kind}");
 
     // The old leader comes back and catches up: every acknowledged write is
     // on every member.
-    c.restart(leader);
-    c.leader(Duration::from_secs(10)).await;
-    all_members_hold(&c, "w/", &acked).await;
+    w.c.restart(leader);
+    w.c.leader(Duration::from_secs(10)).await;
+    all_members_hold(&w.c, "w/", &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,29 +547,19 @@ fn watch_leaders(
 /// leader serves meanwhile, the old one steps down, no acknowledged write
 /// is lost, and no term ever has two leaders.
 async fn leader_paused_under_writers(kind: &'static str) {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let root = tempfile::tempdir().unwrap();
-    let c = Cluster::start(kind, 3, root.path());
-    let leader = c.leader(Duration::from_secs(10)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let log = Arc::new(Mutex::new(Log::default()));
-    let monitor = watch_leaders(&c, stop.clone());
-    let writers = start_writers(&c, stop.clone(), log.clone());
-
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    c.signal(leader, false);
+    let mut w = Writing::start(kind).await;
+    let leader = w.leader;
+    let monitor = watch_leaders(&w.c, w.stop.clone());
+    // The monitor sees the first leader's term before it hangs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.c.signal(leader, false);
     let paused = Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let during = log.lock().unwrap().acked.len();
-    c.signal(leader, true);
+    let during = w.log.lock().unwrap().acked.len();
+    w.c.signal(leader, true);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.await.unwrap();
-    }
+    let (acked, resumed) = w.finish(paused).await;
     let claims = monitor.await.unwrap();
-
-    let (acked, resumed) = log.lock().unwrap().since(paused);
     let resumed =
         resumed.unwrap_or_else(|| panic!("{kind}: nothing written while the leader hung"));
     eprintln!(
@@ -558,9 +581,9 @@ async fn leader_paused_under_writers(kind: &'static str) {
         claims.len() >= 2,
         "{kind}: no new term after the pause: {claims:?}"
     );
-    let now = c.leader(Duration::from_secs(10)).await;
+    let now = w.c.leader(Duration::from_secs(10)).await;
     eprintln!("{kind}: leader was member {leader}, now member {now}");
-    all_members_hold(&c, "w/", &acked).await;
+    all_members_hold(&w.c, "w/", &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,6 +594,59 @@ async fn synod_leader_paused_under_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_leader_paused_under_writers() {
     leader_paused_under_writers("etcd").await;
+}
+
+/// etcd's MoveLeader under 64 writers: leadership goes to the member
+/// named, writes go on and none acknowledged is lost. A stranger is refused,
+/// and so is the request when it reaches a member that does not lead.
+async fn leadership_moved_under_writers(kind: &'static str) {
+    use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use synod_proto::etcdserverpb::MoveLeaderRequest;
+    let mut w = Writing::start(kind).await;
+    let c = &w.c;
+    let target = (w.leader + 1) % c.len();
+    let target_id = member_id(c, w.leader, &format!("m{target}"));
+    let stranger = etcdctl(&c.endpoints(), &["move-leader", "1234"], None);
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr).contains("bad leader transferee"),
+        "{kind}: {stranger:?}"
+    );
+    let mut follower = MaintenanceClient::new(channel(c.url(target)));
+    let refused = follower
+        .move_leader(MoveLeaderRequest {
+            target_id: u64::from_str_radix(&target_id, 16).unwrap(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (tonic::Code::FailedPrecondition, "etcdserver: not leader"),
+        "{kind}"
+    );
+
+    let asked = Instant::now();
+    let moved = text(etcdctl(&c.endpoints(), &["move-leader", &target_id], None));
+    let took = asked.elapsed();
+    assert!(moved.contains("Leadership transferred"), "{kind}: {moved}");
+    assert_eq!(c.leader(Duration::from_secs(5)).await, target, "{kind}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (acked, resumed) = w.finish(asked + took).await;
+    eprintln!(
+        "{kind}: leadership moved in {took:?}; {} writes acknowledged, the first after the move {resumed:?} after it",
+        acked.len()
+    );
+    assert!(resumed.is_some(), "{kind}: no write after the move");
+    all_members_hold(&w.c, "w/", &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_leadership_moved_under_writers() {
+    leadership_moved_under_writers("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_leadership_moved_under_writers() {
+    leadership_moved_under_writers("etcd").await;
 }
 
 /// The id etcdctl lists for member `name`.

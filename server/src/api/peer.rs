@@ -13,6 +13,7 @@ use synod_proto::etcdserverpb::{
 use synod_proto::synodpb::peer_server::Peer;
 use synod_proto::synodpb::{
     self, BatchResponse, ForwardResponse, RaftMessage, ReadIndexRequest, ReadIndexResponse,
+    TimeoutNowRequest, TimeoutNowResponse,
 };
 use tokio::task::JoinSet;
 use tonic::{Request, Response, Status};
@@ -143,5 +144,18 @@ impl Peer for PeerService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let resp = super::lease::time_to_live(&self.node, req.into_inner()).await?;
         Ok(Response::new(resp))
+    }
+
+    async fn timeout_now(
+        &self,
+        _req: Request<TimeoutNowRequest>,
+    ) -> Result<Response<TimeoutNowResponse>, Status> {
+        self.node
+            .raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(TimeoutNowResponse {}))
     }
 }

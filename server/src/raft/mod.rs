@@ -49,6 +49,8 @@ const MAX_FORWARDS: usize = 4;
 const MAX_PENDING_WRITES: usize = 5_000;
 /// etcd's request timeout: 5 s plus twice the election timeout (1 s).
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(7);
+/// How long a leadership transfer may take before it is given up.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a write's result goes. It counts in `Node::pending` until the
 /// proposer is done with it, even if its caller gave up waiting.
@@ -75,6 +77,9 @@ pub struct Node {
     pending: Arc<std::sync::atomic::AtomicUsize>,
     reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
     peers: Arc<network::Peers>,
+    /// Set while leadership is being handed over: the proposer holds new
+    /// entries back so the transferee can catch up.
+    transferring: tokio::sync::watch::Sender<bool>,
 }
 
 /// Who serves writes and linearizable reads right now, as this member sees it.
@@ -210,6 +215,7 @@ impl Node {
         }
 
         let (ptx, prx) = mpsc::unbounded_channel();
+        let (transferring, paused) = tokio::sync::watch::channel(false);
         let (rtx, rrx) = mpsc::unbounded_channel();
         let node = Arc::new(Node {
             raft: raft.clone(),
@@ -221,12 +227,80 @@ impl Node {
             pending: Default::default(),
             reads: rtx,
             peers: peers.clone(),
+            transferring,
         });
-        tokio::spawn(proposer(raft.clone(), peers.clone(), prx));
+        tokio::spawn(proposer(raft.clone(), peers.clone(), prx, paused));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
         Ok(node)
+    }
+
+    /// Hands leadership to `target` as etcd's MoveLeader does: new entries
+    /// wait while the target catches up with the log, then it campaigns at
+    /// once. It wins with this member's vote, which a leader grants (its
+    /// followers refuse while their leader lease runs).
+    pub async fn move_leader(&self, target: NodeId) -> Result<(), EtcdError> {
+        let deadline = tokio::time::Instant::now() + TRANSFER_TIMEOUT;
+        let addr = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if !matches!(leadership(&self.raft, &self.peers), Leadership::Me) {
+                return Err(EtcdError::NotLeader);
+            }
+            let membership = m.membership_config.membership();
+            if !membership.voter_ids().any(|v| v == target) {
+                return Err(EtcdError::BadLeaderTransferee);
+            }
+            if target == self.id {
+                return Ok(());
+            }
+            membership
+                .get_node(&target)
+                .map(|n| n.addr.clone())
+                .ok_or(EtcdError::BadLeaderTransferee)?
+        };
+        let _ = self.transferring.send(true);
+        let res = self.hand_over(target, &addr, deadline).await;
+        let _ = self.transferring.send(false);
+        res
+    }
+
+    async fn hand_over(
+        &self,
+        target: NodeId,
+        addr: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), EtcdError> {
+        let left = || Some(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let caught_up = move |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&target).cloned().flatten())
+                .map(|l| l.index);
+            m.current_leader != Some(m.id) || matched >= m.last_log_index
+        };
+        self.raft
+            .wait(left())
+            .metrics(caught_up, "the transferee caught up")
+            .await
+            .map_err(|_| EtcdError::TimeoutLeaderTransfer)?;
+        let mut client = self
+            .peers
+            .client(addr)
+            .map_err(|_| EtcdError::TimeoutLeaderTransfer)?;
+        let campaign = client.timeout_now(synodpb::TimeoutNowRequest {});
+        match tokio::time::timeout_at(deadline, campaign).await {
+            Ok(Ok(_)) => {}
+            _ => return Err(EtcdError::TimeoutLeaderTransfer),
+        }
+        self.raft
+            .wait(left())
+            .metrics(|m| m.current_leader == Some(target), "the transferee leads")
+            .await
+            .map(|_| ())
+            .map_err(|_| EtcdError::TimeoutLeaderTransfer)
     }
 
     /// Proposes one write and waits until it is committed and applied.
@@ -422,6 +496,7 @@ async fn proposer(
     raft: Raft,
     peers: Arc<network::Peers>,
     mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>,
+    mut paused: tokio::sync::watch::Receiver<bool>,
 ) {
     use prost::Message;
     let inflight = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
@@ -433,6 +508,11 @@ async fn proposer(
         let Some(first) = rx.recv().await else {
             return;
         };
+        // etcd's raft drops proposals during a leadership transfer; these
+        // wait instead, and go to the new leader once it leads.
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
         wait_for_leader(&raft).await;
         if let Leadership::Other(..) = leadership(&raft, &peers) {
             // A follower's batches wait for the leader's whole round trip,
