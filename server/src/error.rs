@@ -51,6 +51,10 @@ pub enum EtcdError {
     BadLeaderTransferee,
     #[error("etcdserver: not leader")]
     NotLeader,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     #[error("etcdserver: request timed out, leader transfer took too long")]
     TimeoutLeaderTransfer,
     #[error("etcdserver: too many requests")]
@@ -101,6 +105,8 @@ impl EtcdError {
             MemberNotLearner,
             LearnerNotReady,
             MemberNotEnoughStarted,
+            NoSpace,
+            Corrupt,
         ]
         .into_iter()
         .find(|e| e.to_string() == msg)
@@ -127,7 +133,8 @@ impl EtcdError {
             | MemberNotEnoughStarted => Code::FailedPrecondition,
             NoLeader | Timeout | LeaderChanged | TimeoutLeaderTransfer => Code::Unavailable,
             NotCapable => Code::Unimplemented,
-            TooManyRequests => Code::ResourceExhausted,
+            TooManyRequests | NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             Internal(_) => Code::Internal,
         }
     }

@@ -649,6 +649,77 @@ async fn etcd_leadership_moved_under_writers() {
     leadership_moved_under_writers("etcd").await;
 }
 
+/// Alarms belong to the cluster: raised through one member, listed by
+/// every member, kept across a restart; while NOSPACE is raised, writes
+/// that would store more are refused everywhere and deletes go through;
+/// `etcdctl alarm disarm` lifts it.
+async fn alarms_are_the_clusters(kind: &'static str) {
+    use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+    use synod_proto::etcdserverpb::{alarm_request::AlarmAction, AlarmRequest, AlarmType};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(kind, 3, root.path());
+    c.leader(Duration::from_secs(10)).await;
+    text(etcdctl(&c.endpoint(0), &["put", "before", "1"], None));
+    let id = member_id(&c, 0, "m0");
+    let mut m = MaintenanceClient::new(channel(c.url(1)));
+    let raised = m
+        .alarm(AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: u64::from_str_radix(&id, 16).unwrap(),
+            alarm: AlarmType::Nospace as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(raised.alarms.len(), 1, "{kind}: {raised:?}");
+    let listed = format!(
+        "memberID:{} alarm:NOSPACE",
+        u64::from_str_radix(&id, 16).unwrap()
+    );
+    let everywhere = |c: &Cluster, want: &str| {
+        for i in 0..c.len() {
+            let list = text(etcdctl(&c.endpoint(i), &["alarm", "list"], None));
+            assert_eq!(list.trim(), want, "{kind}: member {i}");
+        }
+    };
+    everywhere(&c, &listed);
+
+    for i in 0..c.len() {
+        for args in [&["put", "k", "v"][..], &["lease", "grant", "10"][..]] {
+            let out = etcdctl(&c.endpoint(i), args, None);
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("database space exceeded"),
+                "{kind}: {args:?} on member {i}: {out:?}"
+            );
+        }
+    }
+    assert_eq!(
+        text(etcdctl(&c.endpoint(2), &["del", "before"], None)).trim(),
+        "1"
+    );
+
+    c.kill9(0);
+    c.restart(0);
+    c.leader(Duration::from_secs(10)).await;
+    everywhere(&c, &listed);
+
+    let disarmed = text(etcdctl(&c.endpoint(2), &["alarm", "disarm"], None));
+    assert_eq!(disarmed.trim(), listed, "{kind}");
+    everywhere(&c, "");
+    text(etcdctl(&c.endpoint(0), &["put", "k", "v"], None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_alarms_are_the_clusters() {
+    alarms_are_the_clusters("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_alarms_are_the_clusters() {
+    alarms_are_the_clusters("etcd").await;
+}
+
 /// The id etcdctl lists for member `name`.
 fn member_id(c: &Cluster, via: usize, name: &str) -> String {
     let list = text(etcdctl(&c.endpoint(via), &["member", "list"], None));

@@ -1,10 +1,9 @@
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use synod_proto::etcdserverpb::alarm_request::AlarmAction;
 use synod_proto::etcdserverpb::maintenance_server::Maintenance;
 use synod_proto::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
@@ -20,15 +19,11 @@ const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
 pub struct MaintenanceService {
     node: Arc<Node>,
-    alarms: Mutex<Vec<AlarmMember>>,
 }
 
 impl MaintenanceService {
     pub fn new(node: Arc<Node>) -> Self {
-        MaintenanceService {
-            node,
-            alarms: Mutex::new(Vec::new()),
-        }
+        MaintenanceService { node }
     }
 }
 
@@ -36,32 +31,16 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
+    /// Through the log, as etcd does, whatever the action: alarms are the
+    /// cluster's, kept in the store.
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let req = req.into_inner();
-        let mut alarms = self.alarms.lock().unwrap_or_else(|e| e.into_inner());
-        let member = AlarmMember {
-            member_id: req.member_id,
-            alarm: req.alarm,
+        let req = synod_proto::synodpb::Request {
+            op: Some(synod_proto::synodpb::request::Op::Alarm(req.into_inner())),
         };
-        match AlarmAction::try_from(req.action).unwrap_or(AlarmAction::Get) {
-            AlarmAction::Get => {}
-            AlarmAction::Activate => {
-                if req.alarm != 0 && !alarms.contains(&member) {
-                    alarms.push(member);
-                }
-            }
-            AlarmAction::Deactivate => alarms.retain(|a| a != &member),
+        match self.node.propose(req).await? {
+            synod_proto::synodpb::response::Op::Alarm(resp) => Ok(Response::new(resp)),
+            other => Err(Status::internal(format!("unexpected answer: {other:?}"))),
         }
-        let list = alarms
-            .iter()
-            .filter(|a| req.alarm == 0 || a.alarm == req.alarm)
-            .cloned()
-            .collect();
-        Ok(Response::new(AlarmResponse {
-            // etcd 3.4 sends alarm answers without a header.
-            header: None,
-            alarms: list,
-        }))
     }
 
     async fn status(

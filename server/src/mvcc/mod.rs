@@ -35,6 +35,17 @@ const META_MEMBER: &[u8] = b"mmember/";
 /// Followed by a member id: a member removed from the cluster, which may
 /// never come back under that id (etcd's removed-member tombstones).
 const META_REMOVED: &[u8] = b"mremoved/";
+/// Followed by a member id and an alarm type: an active alarm.
+const META_ALARM: &[u8] = b"malarm/";
+
+fn alarm_key(member: u64, alarm: i32) -> Vec<u8> {
+    [
+        META_ALARM,
+        &member.to_be_bytes()[..],
+        &alarm.to_be_bytes()[..],
+    ]
+    .concat()
+}
 
 pub fn removed_key(id: u64) -> Vec<u8> {
     [META_REMOVED, &id.to_be_bytes()[..]].concat()
@@ -68,6 +79,8 @@ pub struct State {
     pub rev: i64,
     pub compact_rev: i64,
     pub leases: HashMap<i64, Lease>,
+    /// Active alarms: (member id, alarm type).
+    pub alarms: BTreeSet<(u64, i32)>,
 }
 
 pub struct Store {
@@ -747,6 +760,15 @@ fn load_state(tree: &sled::Tree) -> Result<(State, Vec<Rev>), EtcdError> {
         compact_rev: read_i64(tree, META_COMPACT)?.unwrap_or(-1),
         ..Default::default()
     };
+    for item in tree.scan_prefix(META_ALARM) {
+        let (k, _) = item?;
+        let k = &k[META_ALARM.len()..];
+        if k.len() == 12 {
+            let member = u64::from_be_bytes(k[..8].try_into().expect("8 bytes"));
+            let alarm = i32::from_be_bytes(k[8..].try_into().expect("4 bytes"));
+            st.alarms.insert((member, alarm));
+        }
+    }
     for item in tree.scan_prefix([LEASE_PREFIX]) {
         let (k, v) = item?;
         if k.len() == 9 && v.len() == 8 {

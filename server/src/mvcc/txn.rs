@@ -5,17 +5,17 @@
 use std::collections::{BTreeSet, HashMap};
 
 use synod_proto::etcdserverpb::{
-    compare, request_op, response_op, CompactionRequest, CompactionResponse, Compare,
-    DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader, ResponseOp,
-    TxnRequest, TxnResponse,
+    compare, request_op, response_op, AlarmMember, AlarmRequest, AlarmResponse, CompactionRequest,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use synod_proto::mvccpb::{self, event::EventType, KeyValue};
 use synod_proto::synodpb::{self, request, response};
 
 use super::{
-    check_rev, encode_record, lease_deadline, lease_key, load, member_key, range, rev_key,
-    KeyRange, Lease, Rev, State,
+    alarm_key, check_rev, encode_record, lease_deadline, lease_key, load, member_key, range,
+    rev_key, KeyRange, Lease, Rev, State,
 };
 use crate::error::EtcdError;
 
@@ -64,7 +64,51 @@ impl<'a> WriteTxn<'a> {
     pub fn apply(&mut self, req: &synodpb::Request) -> Result<synodpb::Response, EtcdError> {
         self.main = self.st.rev + 1;
         self.sub = 0;
-        let result = match req.op.as_ref() {
+        let result = match self.alarmed(req) {
+            Err(e) => Err(e),
+            Ok(()) => self.apply_op(req),
+        };
+        if self.sub > 0 {
+            self.st.rev = self.main;
+        }
+        let op = match result {
+            Ok(op) => op,
+            Err(EtcdError::Internal(msg)) => return Err(EtcdError::Internal(msg)),
+            Err(e) => response::Op::Error(synodpb::Error {
+                code: e.code() as i32,
+                message: e.to_string(),
+            }),
+        };
+        Ok(synodpb::Response { op: Some(op) })
+    }
+
+    /// What active alarms refuse, as etcd's appliers do: with NOSPACE,
+    /// whatever would store more (a put, a txn with a put, a lease); with
+    /// CORRUPT, every write.
+    fn alarmed(&self, req: &synodpb::Request) -> Result<(), EtcdError> {
+        use synod_proto::etcdserverpb::AlarmType;
+        let active = |t: AlarmType| self.st.alarms.iter().any(|(_, a)| *a == t as i32);
+        if active(AlarmType::Corrupt) {
+            match req.op {
+                Some(request::Op::Alarm(_)) | Some(request::Op::Publish(_)) => {}
+                _ => return Err(EtcdError::Corrupt),
+            }
+        }
+        if active(AlarmType::Nospace) {
+            let grows = match &req.op {
+                Some(request::Op::Put(_)) | Some(request::Op::LeaseGrant(_)) => true,
+                Some(request::Op::Txn(t)) => txn_puts(t),
+                _ => false,
+            };
+            if grows {
+                return Err(EtcdError::NoSpace);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_op(&mut self, req: &synodpb::Request) -> Result<response::Op, EtcdError> {
+        match req.op.as_ref() {
             Some(request::Op::Put(r)) => self.put_checked(r).map(response::Op::Put),
             Some(request::Op::DeleteRange(r)) => Ok(response::Op::DeleteRange(self.delete(r)?)),
             Some(request::Op::Txn(r)) => self.txn_checked(r).map(response::Op::Txn),
@@ -93,20 +137,49 @@ impl<'a> WriteTxn<'a> {
                 }
                 Ok(response::Op::LeaseExpire(synodpb::LeaseExpireResponse {}))
             }
+            Some(request::Op::Alarm(r)) => Ok(response::Op::Alarm(self.alarm(r))),
             None => Err(EtcdError::Internal("empty request".into())),
-        };
-        if self.sub > 0 {
-            self.st.rev = self.main;
         }
-        let op = match result {
-            Ok(op) => op,
-            Err(EtcdError::Internal(msg)) => return Err(EtcdError::Internal(msg)),
-            Err(e) => response::Op::Error(synodpb::Error {
-                code: e.code() as i32,
-                message: e.to_string(),
-            }),
+    }
+
+    /// etcd's alarm store: activating answers with the alarm (also when it
+    /// was already active), deactivating with the alarm it removed, getting
+    /// with the active alarms of the type asked (all for NONE).
+    fn alarm(&mut self, r: &AlarmRequest) -> AlarmResponse {
+        use synod_proto::etcdserverpb::alarm_request::AlarmAction;
+        let member = (r.member_id, r.alarm);
+        let one = |(member_id, alarm): (u64, i32)| vec![AlarmMember { member_id, alarm }];
+        let alarms = match AlarmAction::try_from(r.action).unwrap_or(AlarmAction::Get) {
+            AlarmAction::Get => self
+                .st
+                .alarms
+                .iter()
+                .filter(|(_, a)| r.alarm == 0 || *a == r.alarm)
+                .map(|&(member_id, alarm)| AlarmMember { member_id, alarm })
+                .collect(),
+            // etcd stores an activated NONE, which then means nothing.
+            AlarmAction::Activate if r.alarm == 0 => Vec::new(),
+            AlarmAction::Activate => {
+                if self.st.alarms.insert(member) {
+                    self.batch
+                        .insert(alarm_key(r.member_id, r.alarm), Vec::new());
+                }
+                one(member)
+            }
+            AlarmAction::Deactivate => {
+                if self.st.alarms.remove(&member) {
+                    self.batch.remove(alarm_key(r.member_id, r.alarm));
+                    one(member)
+                } else {
+                    Vec::new()
+                }
+            }
         };
-        Ok(synodpb::Response { op: Some(op) })
+        // etcd 3.4 sends alarm answers without a header.
+        AlarmResponse {
+            header: None,
+            alarms,
+        }
     }
 
     /// The revision reads inside the current request see: its own writes included.
@@ -434,4 +507,17 @@ impl<'a> WriteTxn<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether a txn may put, in either branch or a nested txn (etcd's quota
+/// cost of a txn).
+fn txn_puts(t: &TxnRequest) -> bool {
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .any(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_)) => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_puts(t),
+            _ => false,
+        })
 }
