@@ -173,16 +173,24 @@ async fn forms_and_replicates(kind: &'static str) {
     }
     all_members_hold(&c, "r/", &want).await;
 
-    // One hash for all members.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    one_hash(&c).await;
+}
+
+/// Waits until `etcdctl endpoint hashkv` gives one hash for all members.
+async fn one_hash(c: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = text(etcdctl(&c.endpoints(), &["endpoint", "hashkv"], None));
         let hashes: std::collections::BTreeSet<&str> =
             out.lines().filter_map(|l| l.split(", ").nth(1)).collect();
-        if hashes.len() == 1 && out.lines().count() == 3 {
+        if hashes.len() == 1 && out.lines().count() == c.len() {
             break;
         }
-        assert!(Instant::now() < deadline, "{kind}: hashes differ: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "{}: hashes differ: {out}",
+            c.kind
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -262,7 +270,7 @@ fn start_writers(
         .collect()
 }
 
-/// One scenario's three members, with 64 writers going.
+/// One scenario's members, with 64 writers going.
 struct Writing {
     _one: tokio::sync::MutexGuard<'static, ()>,
     _root: tempfile::TempDir,
@@ -274,12 +282,12 @@ struct Writing {
 }
 
 impl Writing {
-    /// Starts the members, waits for a leader, then starts the writers and
+    /// Starts `n` members, waits for a leader, then starts the writers and
     /// lets them run for a moment.
-    async fn start(kind: &'static str) -> Writing {
+    async fn start(kind: &'static str, n: usize) -> Writing {
         let one = ONE_AT_A_TIME.lock().await;
         let root = tempfile::tempdir().unwrap();
-        let c = Cluster::start(kind, 3, root.path());
+        let c = Cluster::start(kind, n, root.path());
         let leader = c.leader(Duration::from_secs(10)).await;
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Log::default()));
@@ -317,7 +325,7 @@ fn failover_bound(kind: &str) -> Duration {
 }
 
 async fn leader_killed_under_writers(kind: &'static str) {
-    let mut w = Writing::start(kind).await;
+    let mut w = Writing::start(kind, 3).await;
     let leader = w.leader;
     let before = w.log.lock().unwrap().acked.len();
     assert!(before > 0, "{kind}: no write acknowledged before the kill");
@@ -354,6 +362,66 @@ async fn synod_leader_killed_under_writers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_leader_killed_under_writers() {
     leader_killed_under_writers("etcd").await;
+}
+
+/// Five members lose the leader and another member under 64 writers and
+/// go on; losing a third takes the quorum, and with it writes and
+/// linearizable reads, until the three come back with every write.
+async fn five_members_lose_two(kind: &'static str) {
+    let mut w = Writing::start(kind, 5).await;
+    let leader = w.leader;
+    let other = (leader + 1) % 5;
+    w.c.kill9(leader);
+    w.c.kill9(other);
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (acked, resumed) = w.finish(killed).await;
+    let resumed = resumed.unwrap_or_else(|| panic!("{kind}: no write after losing two"));
+    eprintln!(
+        "{kind}: 5 members, leader and one more killed: first new write {resumed:?} after; {} acknowledged",
+        acked.len()
+    );
+    assert!(
+        resumed <= failover_bound(kind),
+        "{kind}: resumed after {resumed:?}"
+    );
+
+    let third = (leader + 2) % 5;
+    w.c.kill9(third);
+    let survivor = (leader + 3) % 5;
+    let ep = w.c.endpoint(survivor);
+    let timeout = ["--command-timeout=3s"];
+    let put = etcdctl(&ep, &[&timeout[..], &["put", "lost", "x"]].concat(), None);
+    assert!(
+        !put.status.success(),
+        "{kind}: a put without quorum: {put:?}"
+    );
+    let get = etcdctl(
+        &ep,
+        &[&timeout[..], &["get", "w/", "--prefix", "--limit=1"]].concat(),
+        None,
+    );
+    assert!(
+        !get.status.success(),
+        "{kind}: a linearizable read without quorum: {get:?}"
+    );
+
+    for i in [leader, other, third] {
+        w.c.restart(i);
+    }
+    w.c.leader(Duration::from_secs(15)).await;
+    all_members_hold(&w.c, "w/", &acked).await;
+    one_hash(&w.c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synod_five_members_lose_two() {
+    five_members_lose_two("synod").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_five_members_lose_two() {
+    five_members_lose_two("etcd").await;
 }
 
 /// A lease granted and kept alive through followers stays alive (only the
@@ -547,7 +615,7 @@ fn watch_leaders(
 /// leader serves meanwhile, the old one steps down, no acknowledged write
 /// is lost, and no term ever has two leaders.
 async fn leader_paused_under_writers(kind: &'static str) {
-    let mut w = Writing::start(kind).await;
+    let mut w = Writing::start(kind, 3).await;
     let leader = w.leader;
     let monitor = watch_leaders(&w.c, w.stop.clone());
     // The monitor sees the first leader's term before it hangs.
@@ -602,7 +670,7 @@ async fn etcd_leader_paused_under_writers() {
 async fn leadership_moved_under_writers(kind: &'static str) {
     use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
     use synod_proto::etcdserverpb::MoveLeaderRequest;
-    let mut w = Writing::start(kind).await;
+    let mut w = Writing::start(kind, 3).await;
     let c = &w.c;
     let target = (w.leader + 1) % c.len();
     let target_id = member_id(c, w.leader, &format!("m{target}"));
