@@ -54,6 +54,14 @@ pub struct Config {
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_count: u64,
 
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+
     /// Log level: debug, info, warn, error.
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -105,6 +113,22 @@ pub async fn socket_addr(url: &str) -> Result<SocketAddr, String> {
 }
 
 impl Config {
+    /// etcd's checks of the Raft timing flags, with its messages.
+    pub fn check_timing(&self) -> Result<(), String> {
+        let (h, e) = (self.heartbeat_interval, self.election_timeout);
+        if h == 0 || e < 5 * h {
+            return Err(format!(
+                "--election-timeout[{e}ms] should be at least as 5 times as --heartbeat-interval[{h}ms]"
+            ));
+        }
+        if e > 50_000 {
+            return Err(format!(
+                "--election-timeout[{e}ms] is too long, and should be set less than 50000ms"
+            ));
+        }
+        Ok(())
+    }
+
     pub fn client_urls(&self) -> Vec<String> {
         split(&self.listen_client_urls)
     }

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    config.check_timing()?;
     let specs = config.members()?;
     let me = specs
         .iter()
@@ -84,6 +85,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let opts = Options {
         snapshot_count: config.snapshot_count,
         bootstrap,
+        heartbeat_interval: config.heartbeat_interval,
+        election_timeout: config.election_timeout,
     };
     let node = Node::start(&config.data_dir, members, opts).await?;
     let me_id = node.id;

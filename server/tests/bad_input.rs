@@ -284,3 +284,34 @@ fn bad_requests_get_etcd_errors_and_change_nothing() {
         .expect("server stopped serving after garbage input");
     });
 }
+
+/// Raft timing flags etcd refuses are refused the same way, before anything
+/// is created.
+#[test]
+fn bad_timing_flags_are_refused_as_etcd_refuses_them() {
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--heartbeat-interval=300", "--election-timeout=1000"],
+            "--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]",
+        ),
+        (
+            &["--election-timeout=60000"],
+            "--election-timeout[60000ms] is too long, and should be set less than 50000ms",
+        ),
+    ];
+    for program in ["etcd", env!("CARGO_BIN_EXE_synod")] {
+        for (flags, message) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let out = std::process::Command::new(program)
+                .arg(format!("--data-dir={}", data.display()))
+                .args(flags)
+                .output()
+                .unwrap_or_else(|e| panic!("start {program} (run scripts/setup): {e}"));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{program} {flags:?}: {err}");
+            assert!(err.contains(message), "{program} {flags:?}: {err}");
+            assert!(!data.exists(), "{program} {flags:?} created its data dir");
+        }
+    }
+}

@@ -64,13 +64,27 @@ impl Peer for PeerService {
     ) -> Result<Response<RaftMessage>, Status> {
         let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req.into_inner())?;
         self.refuse_removed(&rpc.vote)?;
-        encode(&self.node.raft.append_entries(rpc).await)
+        let from_leader = rpc.vote.is_committed();
+        let resp = self.node.raft.append_entries(rpc).await;
+        if from_leader && matches!(resp, Ok(openraft::raft::AppendEntriesResponse::Success)) {
+            self.node.heard_from_leader();
+        }
+        encode(&resp)
     }
 
     async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let rpc: openraft::raft::VoteRequest<NodeId> = decode(req.into_inner())?;
         self.refuse_removed(&rpc.vote)?;
-        encode(&self.node.raft.vote(rpc).await)
+        let candidate_log = rpc.last_log_id;
+        let resp = self.node.raft.vote(rpc).await;
+        let reply = encode(&resp);
+        if let Ok(r) = &resp {
+            if !r.vote_granted && r.last_log_id > candidate_log {
+                let node = self.node.clone();
+                tokio::spawn(async move { node.outran_candidate().await });
+            }
+        }
+        reply
     }
 
     async fn install_snapshot(
