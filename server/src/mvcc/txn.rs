@@ -157,7 +157,8 @@ impl<'a> WriteTxn<'a> {
                 .filter(|(_, a)| r.alarm == 0 || *a == r.alarm)
                 .map(|&(member_id, alarm)| AlarmMember { member_id, alarm })
                 .collect(),
-            // etcd stores an activated NONE, which then means nothing.
+            // etcd would store an alarm of type NONE, which means nothing;
+            // it is ignored here.
             AlarmAction::Activate if r.alarm == 0 => Vec::new(),
             AlarmAction::Activate => {
                 if self.st.alarms.insert(member) {

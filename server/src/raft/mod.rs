@@ -285,12 +285,12 @@ impl Node {
     /// followers refuse while their leader lease runs).
     pub async fn move_leader(&self, target: NodeId) -> Result<(), EtcdError> {
         let deadline = tokio::time::Instant::now() + TRANSFER_TIMEOUT;
+        if !matches!(leadership(&self.raft, &self.peers), Leadership::Me) {
+            return Err(EtcdError::NotLeader);
+        }
         let addr = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            if !matches!(leadership(&self.raft, &self.peers), Leadership::Me) {
-                return Err(EtcdError::NotLeader);
-            }
             let membership = m.membership_config.membership();
             if !membership.voter_ids().any(|v| v == target) {
                 return Err(EtcdError::BadLeaderTransferee);
