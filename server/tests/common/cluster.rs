@@ -1,6 +1,6 @@
 //! A cluster of real members (synod or etcd) on loopback ports, for the
 //! replication tests: started with etcd's bootstrap flags, members killed,
-//! paused and restarted by index.
+//! paused, restarted and cut off from each other by index.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use synod_proto::etcdserverpb::StatusRequest;
 
+use super::proxy::Proxy;
 use super::{free_port, Server};
 
 pub struct Cluster {
@@ -15,7 +16,12 @@ pub struct Cluster {
     pub members: Vec<Option<Server>>,
     names: Vec<String>,
     dirs: Vec<PathBuf>,
+    /// Each member's client port and advertised peer port.
     ports: Vec<(u16, u16)>,
+    /// The port each member listens on for peers: its advertised one, or
+    /// the one its proxy forwards to.
+    listen_peers: Vec<u16>,
+    proxy: Option<Proxy>,
     initial: String,
     extra: Vec<String>,
 }
@@ -28,8 +34,37 @@ impl Cluster {
 
     /// Starts `n` members with extra flags for each.
     pub fn start_with(kind: &'static str, n: usize, root: &Path, extra: &[&str]) -> Cluster {
+        Self::start_inner(kind, n, root, extra, false)
+    }
+
+    /// Starts `n` members whose peer traffic goes through proxies, so that
+    /// `isolate` can cut one off from the others.
+    pub fn start_proxied(kind: &'static str, n: usize, root: &Path) -> Cluster {
+        Self::start_inner(kind, n, root, &[], true)
+    }
+
+    fn start_inner(
+        kind: &'static str,
+        n: usize,
+        root: &Path,
+        extra: &[&str],
+        proxied: bool,
+    ) -> Cluster {
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let listen_peers: Vec<u16> = if proxied {
+            (0..n).map(|_| free_port()).collect()
+        } else {
+            ports.iter().map(|p| p.1).collect()
+        };
+        let proxy = proxied.then(|| {
+            let routes: Vec<(u16, u16)> = ports
+                .iter()
+                .map(|p| p.1)
+                .zip(listen_peers.clone())
+                .collect();
+            Proxy::start(&routes)
+        });
         let initial = names
             .iter()
             .zip(&ports)
@@ -43,6 +78,8 @@ impl Cluster {
             names,
             dirs,
             ports,
+            listen_peers,
+            proxy,
             initial,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -57,11 +94,12 @@ impl Cluster {
     }
 
     /// Starts a member that `member add` added, with etcd's flags for
-    /// joining a running cluster; returns its index.
+    /// joining a running cluster (not through a proxy); returns its index.
     pub fn join(&mut self, name: &str, ports: (u16, u16)) -> usize {
         self.names.push(name.to_string());
         self.dirs.push(self.dirs[0].with_file_name(name));
         self.ports.push(ports);
+        self.listen_peers.push(ports.1);
         self.initial = format!("{},{name}=http://127.0.0.1:{}", self.initial, ports.1);
         let i = self.names.len() - 1;
         let extra: Vec<&str> = self
@@ -93,14 +131,36 @@ impl Cluster {
 
     fn spawn(&self, i: usize) -> Server {
         let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
-        Server::member(
+        let s = Server::member_behind(
             self.kind,
             &self.names[i],
             &self.dirs[i],
-            self.ports[i],
+            (self.ports[i].0, self.listen_peers[i]),
+            self.ports[i].1,
             &self.initial,
             &extra,
-        )
+        );
+        if let Some(proxy) = &self.proxy {
+            proxy.started(i, s.child.id());
+        }
+        s
+    }
+
+    fn proxy(&self) -> &Proxy {
+        self.proxy
+            .as_ref()
+            .expect("a cluster started with start_proxied")
+    }
+
+    /// Cuts member `i` off from every other member, both ways, as a network
+    /// partition would: its peer connections drop, and new ones hang.
+    pub fn isolate(&self, i: usize) {
+        self.proxy().isolate(i);
+    }
+
+    /// Ends every cut: the members connect to each other again.
+    pub fn heal(&self) {
+        self.proxy().heal();
     }
 
     /// SIGSTOP (`cont` false) or SIGCONT: a member that hangs, then wakes.
@@ -150,13 +210,19 @@ impl Cluster {
     /// The index of the member that leads, once the running members agree
     /// on one; panics after `within`.
     pub async fn leader(&self, within: Duration) -> usize {
+        let running: Vec<usize> = (0..self.len())
+            .filter(|i| self.members[*i].is_some())
+            .collect();
+        self.leader_among(&running, within).await
+    }
+
+    /// The index of the member that leads, once `members` (running) agree
+    /// on one of them; panics after `within`.
+    pub async fn leader_among(&self, members: &[usize], within: Duration) -> usize {
         let deadline = Instant::now() + within;
         loop {
             let mut seen = Vec::new();
-            for i in 0..self.len() {
-                if self.members[i].is_none() {
-                    continue;
-                }
+            for &i in members {
                 let Ok(mut c) = MaintenanceClient::connect(self.url(i)).await else {
                     continue;
                 };
@@ -179,7 +245,7 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "{}: no agreed leader within {within:?}: {seen:?}",
+                "{}: no agreed leader among members {members:?} within {within:?}: {seen:?}",
                 self.kind
             );
             tokio::time::sleep(Duration::from_millis(50)).await;

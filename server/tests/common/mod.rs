@@ -13,6 +13,7 @@ use synod_proto::etcdserverpb::StatusRequest;
 use tonic::transport::Channel;
 
 pub mod cluster;
+pub mod proxy;
 
 /// A port nothing listens on, below Linux's ephemeral range (32768 and up):
 /// a port the kernel handed out as free could be taken by an outgoing
@@ -102,7 +103,7 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        let mut flags = Self::flags("n1", dir, port, peer_port);
+        let mut flags = Self::flags("n1", dir, port, peer_port, peer_port);
         flags.push(format!("--initial-cluster=n1=http://127.0.0.1:{peer_port}"));
         Self::ready(Self::launch(
             kind, program, dir, port, peer_port, &flags, extra, env,
@@ -120,11 +121,33 @@ impl Server {
         initial_cluster: &str,
         extra: &[&str],
     ) -> Server {
+        Self::member_behind(
+            kind,
+            name,
+            dir,
+            (port, peer_port),
+            peer_port,
+            initial_cluster,
+            extra,
+        )
+    }
+
+    /// Like `member`, but it advertises `advertised_peer` (where a proxy
+    /// listens) as its peer port while it listens on `ports.1`.
+    pub fn member_behind(
+        kind: &'static str,
+        name: &str,
+        dir: &Path,
+        (port, peer_port): (u16, u16),
+        advertised_peer: u16,
+        initial_cluster: &str,
+        extra: &[&str],
+    ) -> Server {
         let program = match kind {
             "etcd" => "etcd",
             _ => env!("CARGO_BIN_EXE_synod"),
         };
-        let mut flags = Self::flags(name, dir, port, peer_port);
+        let mut flags = Self::flags(name, dir, port, peer_port, advertised_peer);
         flags.push(format!("--initial-cluster={initial_cluster}"));
         Self::launch(kind, program, dir, port, peer_port, &flags, extra, &[])
     }
@@ -159,16 +182,21 @@ impl Server {
         }
     }
 
-    fn flags(name: &str, dir: &Path, port: u16, peer_port: u16) -> Vec<String> {
+    fn flags(
+        name: &str,
+        dir: &Path,
+        port: u16,
+        peer_port: u16,
+        advertised_peer: u16,
+    ) -> Vec<String> {
         let client = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
         vec![
             format!("--name={name}"),
             format!("--data-dir={}", dir.display()),
             format!("--listen-client-urls={client}"),
             format!("--advertise-client-urls={client}"),
-            format!("--listen-peer-urls={peer}"),
-            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{advertised_peer}"),
         ]
     }
 
