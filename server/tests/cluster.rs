@@ -1262,6 +1262,29 @@ async fn partitioned_member(kind: &'static str) {
         .lines()
         .filter(|l| !l.is_empty())
         .count();
+    // Cut off, it no longer calls itself the leader (etcd's CheckQuorum),
+    // so whoever looks for the leader through Status is not sent there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+        let s = MaintenanceClient::new(channel(c.url(old)))
+            .status(synod_proto::etcdserverpb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if s.leader != s.header.map_or(0, |h| h.member_id) {
+            eprintln!(
+                "{kind}: the isolated member stopped calling itself leader {:?} after the cut",
+                cut.elapsed()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: the isolated member still calls itself leader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, _) = ctl(&c, old, &["endpoint", "status"]);
     eprintln!(
         "{kind}: isolated member {old}: serializable get {} ({keys} keys of {} written); endpoint status {}",

@@ -54,7 +54,7 @@ impl Maintenance for MaintenanceService {
             version: ETCD_API_VERSION.to_string(),
             db_size,
             db_size_in_use: db_size,
-            leader: m.current_leader.unwrap_or(0),
+            leader: self.node.status_leader(),
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
             raft_applied_index: m.last_applied.map_or(0, |l| l.index),

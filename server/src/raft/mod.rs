@@ -255,6 +255,27 @@ impl Node {
         Ok(node)
     }
 
+    /// The leader as Status reports it. openraft 0.9 has no CheckQuorum: a
+    /// leader cut off from the others goes on calling itself leader, while
+    /// the rest elect another. etcd's steps down once it has not heard from
+    /// a quorum for an election timeout; here such a leader reports none,
+    /// so tools that find the leader through Status are not misled.
+    pub fn status_leader(&self) -> NodeId {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        match m.current_leader {
+            Some(l) if l == self.id => {
+                let voters = m.membership_config.membership().voter_ids();
+                if self.peers.heard_from_quorum(self.id, voters, self.lease) {
+                    l
+                } else {
+                    0
+                }
+            }
+            other => other.unwrap_or(0),
+        }
+    }
+
     /// Notes that a leader's append reached this member.
     pub fn heard_from_leader(&self) {
         *self

@@ -41,9 +41,31 @@ pub struct Peers {
     channels: Mutex<HashMap<String, Channel>>,
     /// Told when a peer answered `REMOVED`: this member must stop.
     pub removed: tokio::sync::Notify,
+    /// When each peer last answered one of openraft's messages.
+    answered: Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 impl Peers {
+    /// Whether a majority of `voters` (this member, if a voter, counting as
+    /// heard) answered within `within`: what etcd's CheckQuorum asks of a
+    /// leader before it keeps calling itself one.
+    pub fn heard_from_quorum(
+        &self,
+        me: NodeId,
+        voters: impl Iterator<Item = NodeId>,
+        within: Duration,
+    ) -> bool {
+        let answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut heard, mut all) = (0, 0);
+        for v in voters {
+            all += 1;
+            if v == me || answered.get(&v).is_some_and(|t| t.elapsed() <= within) {
+                heard += 1;
+            }
+        }
+        heard * 2 > all
+    }
+
     /// A client for the member at `addr` (its peer URLs, comma-separated, as
     /// stored in the membership; the first is used).
     pub fn client(&self, addr: &str) -> Result<PeerClient<Channel>, tonic::transport::Error> {
@@ -142,6 +164,11 @@ impl Peer {
             }
             Err(s) => return Err(network(s)),
         };
+        self.peers
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.target, std::time::Instant::now());
         let res: Result<Resp, RaftError<NodeId, E>> =
             bincode::deserialize(&reply.data).map_err(network)?;
         res.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
