@@ -156,10 +156,6 @@ fn read_i64(tree: &sled::Tree, key: &[u8]) -> Result<Option<i64>, EtcdError> {
     })
 }
 
-/// What a new leader adds to every lease: openraft's longest election
-/// timeout here (etcd adds its election timeout).
-const LEADER_CHANGE_GRACE: Duration = Duration::from_secs(1);
-
 pub fn lease_deadline(ttl: i64) -> Instant {
     Instant::now() + Duration::from_secs(ttl.max(0) as u64)
 }
@@ -401,14 +397,14 @@ impl Store {
             .collect()
     }
 
-    /// Gives every lease a fresh TTL: a node that just became leader cannot
-    /// know how long clients went without a keep-alive it would have seen.
-    pub fn refresh_leases(&self) {
+    /// Gives every lease a fresh TTL plus `grace`: a node that just became
+    /// leader cannot know how long clients went without a keep-alive it
+    /// would have seen. etcd's rule: a full TTL plus an election timeout,
+    /// since keep-alives were lost while there was no leader.
+    pub fn refresh_leases(&self, grace: Duration) {
         let mut st = self.write();
         for l in st.leases.values_mut() {
-            // etcd's rule for a new leader: a full TTL plus an election
-            // timeout, since keep-alives were lost while there was none.
-            l.deadline = lease_deadline(l.ttl) + LEADER_CHANGE_GRACE;
+            l.deadline = lease_deadline(l.ttl) + grace;
         }
     }
 

@@ -85,6 +85,8 @@ pub struct Node {
     /// How long a follower refuses votes after hearing from its leader
     /// (openraft's leader lease: the maximum election timeout).
     lease: Duration,
+    /// etcd's --election-timeout.
+    election_timeout: Duration,
 }
 
 /// Who serves writes and linearizable reads right now, as this member sees it.
@@ -247,6 +249,7 @@ impl Node {
             transferring,
             leader_contact: Mutex::new(Instant::now()),
             lease,
+            election_timeout: Duration::from_millis(opts.election_timeout),
         });
         tokio::spawn(proposer(raft.clone(), peers.clone(), prx, paused));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
@@ -876,7 +879,7 @@ async fn lease_expiry(node: Arc<Node>) {
         tick.tick().await;
         let leader = node.raft.metrics().borrow().state == ServerState::Leader;
         if leader && !was_leader {
-            node.store.refresh_leases();
+            node.store.refresh_leases(node.election_timeout);
         }
         was_leader = leader;
         if !leader {
