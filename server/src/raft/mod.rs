@@ -82,9 +82,6 @@ pub struct Node {
     transferring: tokio::sync::watch::Sender<bool>,
     /// When a leader's append last reached this member.
     leader_contact: Mutex<Instant>,
-    /// How long a follower refuses votes after hearing from its leader
-    /// (openraft's leader lease: the maximum election timeout).
-    lease: Duration,
     /// etcd's --election-timeout.
     election_timeout: Duration,
 }
@@ -216,7 +213,6 @@ impl Node {
         let net = network::Network {
             peers: peers.clone(),
         };
-        let lease = Duration::from_millis(config.election_timeout_max);
         let raft = Raft::new(members.id, Arc::new(config), net, log, sm).await?;
         // Every initial member initializes with the same membership, which
         // openraft allows; whichever starts first then wins an election. A
@@ -248,7 +244,6 @@ impl Node {
             peers: peers.clone(),
             transferring,
             leader_contact: Mutex::new(Instant::now()),
-            lease,
             election_timeout: Duration::from_millis(opts.election_timeout),
         });
         tokio::spawn(proposer(raft.clone(), peers.clone(), prx, paused));
@@ -256,6 +251,12 @@ impl Node {
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
         Ok(node)
+    }
+
+    /// How long a follower refuses votes after hearing from its leader
+    /// (openraft's leader lease: the maximum election timeout).
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.raft.config().election_timeout_max)
     }
 
     /// The leader as Status reports it. openraft 0.9 has no CheckQuorum: a
@@ -269,7 +270,7 @@ impl Node {
         match m.current_leader {
             Some(l) if l == self.id => {
                 let voters = m.membership_config.membership().voter_ids();
-                if self.peers.heard_from_quorum(self.id, voters, self.lease) {
+                if self.peers.heard_from_quorum(self.id, voters, self.lease()) {
                     l
                 } else {
                     0
@@ -300,7 +301,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed();
-        if silent > self.lease {
+        if silent > self.lease() {
             tracing::info!("a candidate with a shorter log asked for a vote: campaigning");
             let _ = self.raft.trigger().elect().await;
         }
