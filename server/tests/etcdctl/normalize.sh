@@ -13,6 +13,7 @@ sed -E \
  -e 's#"(raft_term|raftTerm|raftIndex|raftAppliedIndex|raft_index|dbSize|dbSizeInUse|totalSize)":[0-9]+#"\1":N#g' \
  -e 's#"(RaftTerm|RaftIndex|RaftAppliedIndex|DBSize|DBSizeInUse)" : [0-9]+#"\1" : N#g' \
  -e 's#"version":"[0-9][^"]*"#"version":"VER"#g; s#"Version" : "[^"]*"#"Version" : "VER"#g' \
+ -e 's#\b(myelection|mylock)/[0-9a-f]{1,16}\b#\1/HEXID#g' \
  -e 's#\b[0-9a-f]{15,16}\b#HEXID#g' \
  -e 's#"took":"[^"]*"#"took":"T"#g; s#took = [0-9.]+[µmn]?s#took = T#g' \
  -e 's#"ts":("[^"]*"|[0-9.e+]+)#"ts":TS#g' \
