@@ -57,6 +57,10 @@ where
     /// Stream state handler
     streams: Streams<B, P>,
 
+    /// Whether the connection task has already yielded once since frames
+    /// were last flushed (Synod's patch, see `poll`).
+    yielded_before_flush: bool,
+
     /// A `tracing` span tracking the lifetime of the connection.
     span: tracing::Span,
 
@@ -167,6 +171,7 @@ where
                 ping_pong: PingPong::new(),
                 settings: Settings::new(config.settings),
                 streams,
+                yielded_before_flush: false,
                 span,
                 _phantom: PhantomData,
             },
@@ -319,6 +324,25 @@ where
                         Poll::Ready(result) => result,
                         // The connection is not ready to make progress
                         Poll::Pending => {
+                            // Synod's patch: a server with frames to send
+                            // lets every task already runnable go first, once,
+                            // before it writes. Many streams woken by one
+                            // event (a watch fan-out) then queue their frames
+                            // into one write instead of one write each: the
+                            // stream task that queues a frame wakes this task,
+                            // and the scheduler's LIFO slot would run it at
+                            // once. Waking itself puts this task at the back of
+                            // the run queue.
+                            if P::r#dyn().is_server()
+                                && !self.inner.yielded_before_flush
+                                && self.inner.streams.has_pending_send()
+                            {
+                                self.inner.yielded_before_flush = true;
+                                cx.waker().wake_by_ref();
+                                return Poll::Pending;
+                            }
+                            self.inner.yielded_before_flush = false;
+
                             // Ensure all window updates have been sent.
                             //
                             // This will also handle flushing `self.codec`

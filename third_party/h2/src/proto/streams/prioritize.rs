@@ -104,6 +104,10 @@ impl Prioritize {
         }
     }
 
+    pub(crate) fn has_pending_send(&self) -> bool {
+        !self.pending_send.is_empty()
+    }
+
     pub(crate) fn max_buffer_size(&self) -> usize {
         self.max_buffer_size
     }

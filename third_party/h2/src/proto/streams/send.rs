@@ -380,6 +380,10 @@ impl Send {
         self.prioritize.reserve_capacity(capacity, stream, counts)
     }
 
+    pub fn has_pending_send(&self) -> bool {
+        self.prioritize.has_pending_send()
+    }
+
     pub fn poll_capacity(
         &mut self,
         cx: &Context,
