@@ -932,7 +932,7 @@ namespace Synod {
         public function deregister(): void {}
 
         /**
-         * Whether the key is being kept alive: false after deregister(), while it is being registered again after its lease was lost, once another process registered the same id after such a loss, and in a forked child.
+         * Whether the key is being kept alive: false after deregister(), while it is being registered again after its lease was lost or its key deleted, once another process registered the same id, and in a forked child.
          *
          * @return bool
          */

@@ -371,7 +371,7 @@ impl Registration {
         runtime::view_registration(self.conn()?, &self.key, |r| r.lease())
     }
 
-    /// Whether the key is being kept alive: false after deregister(), while it is being registered again after its lease was lost, once another process registered the same id after such a loss, and in a forked child.
+    /// Whether the key is being kept alive: false after deregister(), while it is being registered again after its lease was lost or its key deleted, once another process registered the same id, and in a forked child.
     pub fn is_active(&self) -> PhpResult<bool> {
         let state = runtime::view_registration(self.conn()?, &self.key, |r| r.state())?;
         Ok(state == Some(recipes::RegState::Active))

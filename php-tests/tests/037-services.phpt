@@ -181,6 +181,37 @@ $proc = proc_open([...$php, '-r', $child, $ep, $name], [1 => ['pipe', 'w']], $pi
 echo stream_get_contents($pipes[1]);
 var_dump(proc_close($proc), $c->get("{$p}child"));
 
+echo "-- registered again after its key is deleted\n";
+$held = $r->lease();
+$c->delete("{$p}api-1");
+$t = microtime(true);
+while ((($kv = $c->getKeyValue("{$p}api-1")) === null || !$gone($held)) && microtime(true) - $t < 8) {
+    usleep(50000);
+}
+var_dump($kv !== null && $kv->lease === $r->lease(), $r->isActive(), $gone($held));
+// The child of the previous step came and went first.
+$e = collect($w, 4);
+echo implode(' ', array_map(fn($e) => "$e->type:{$e->instance->id}", $e)), "\n";
+
+echo "-- another process that registers the id owns it\n";
+$take = '$s = (new Synod\Client($argv[1]))->services($argv[2]); $s->register("api-1", "10.9.9.9", 4444, ttl: 60); echo "registered\n"; fgets(STDIN);';
+$proc = proc_open([...$php, '-r', $take, $ep, $name], [0 => ['pipe', 'r'], 1 => ['pipe', 'w']], $pipes);
+echo fgets($pipes[1]);
+$t = microtime(true);
+while ($r->isActive() && microtime(true) - $t < 5) {
+    usleep(20000);
+}
+$mine = $r->lease();
+var_dump($r->isActive(), show($s->instances()[0]));
+fclose($pipes[0]);
+var_dump(proc_close($proc));
+// The other process took the key with it when it ended: this one, no
+// longer the owner, does not put it back.
+usleep(1000000);
+var_dump($c->get("{$p}api-1"), $r->isActive(), $gone($mine));
+$r = $s->register('api-1', '10.0.0.5', 9090, ['zone' => 'eu-2'], ttl: 5);
+var_dump($r->isActive(), show($s->instances()[0]));
+
 echo "-- bad input writes nothing\n";
 $before = $c->getPrefix($p);
 attempt("services('')", fn() => $c->services(''));
@@ -313,6 +344,21 @@ bool(true)
 2
 int(0)
 NULL
+-- registered again after its key is deleted
+bool(true)
+bool(true)
+bool(true)
+added:child removed:child removed:api-1 added:api-1
+-- another process that registers the id owns it
+registered
+bool(false)
+string(22) "api-1 10.9.9.9:4444 []"
+int(0)
+NULL
+bool(false)
+bool(true)
+bool(true)
+string(35) "api-1 10.0.0.5:9090 {"zone":"eu-2"}"
 -- bad input writes nothing
 services(''): ValueError: the service name must not be empty
 services('a/b'): ValueError: the service name must not contain '/', "a/b" given

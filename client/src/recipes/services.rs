@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::{first_kv, op_get, op_put, revoke_lease};
 use crate::pb::{compare, Compare, PutRequest, RangeRequest, TxnRequest};
-use crate::{mvccpb, prefix_end, Client, Error, Watch, WatchOptions};
+use crate::{mvccpb, prefix_end, Client, Error, KeepAlive, Watch, WatchOptions};
 
 /// Where every service's instances are: `synod/services/SERVICE/ID`.
 pub const SERVICES_PREFIX: &str = "synod/services/";
@@ -431,9 +431,20 @@ async fn grant(client: &Client, ttl: i64) -> Result<(i64, i64), Error> {
     Ok((granted.id, granted.ttl))
 }
 
-/// Keeps the registration's lease alive; when it is lost, registers again
-/// (with backoff while the servers do not answer), until another process
-/// owns the key.
+/// Why a registration stopped holding its key.
+#[derive(Debug, PartialEq)]
+enum Lost {
+    /// The lease ran out or was revoked.
+    Lease,
+    /// The key was deleted while the lease lived.
+    Deleted,
+    /// Another process put the key: the last writer of an id owns it.
+    Replaced,
+}
+
+/// Keeps the registration's lease alive and its key ours. When the lease
+/// is lost or the key deleted, registers again (with backoff while the
+/// servers do not answer), until another process owns the key.
 async fn keep(
     client: Client,
     key: Vec<u8>,
@@ -445,10 +456,14 @@ async fn keep(
     loop {
         let lease = shared.lease.load(Ordering::Relaxed);
         let alive = client.keep_alive(lease, granted);
-        while alive.status().running {
-            tokio::time::sleep(CHECK).await;
-        }
+        let lost = hold(&client, &key, lease, &alive).await;
         alive.stop();
+        if lost == Lost::Replaced {
+            // The lease carries nothing of ours now.
+            let _ = revoke_lease(&client, lease).await;
+            shared.set(RegState::Replaced);
+            return;
+        }
         shared.set(RegState::Renewing);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -468,6 +483,64 @@ async fn keep(
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+}
+
+/// Returns once the key stops being ours: the lease lost, the key deleted,
+/// or the key put on another lease. Without this, a process whose id was
+/// taken over would go on calling itself registered, and once the other
+/// process left (deleting the key) nobody would put it back. The key is
+/// read, then followed by a watch from the next revision; a watch that
+/// breaks (the servers away past the request timeout) is started again
+/// the same way.
+async fn hold(client: &Client, key: &[u8], lease: i64, alive: &KeepAlive) -> Lost {
+    let mut watch: Option<Watch> = None;
+    loop {
+        if !alive.status().running {
+            return Lost::Lease;
+        }
+        let Some(w) = watch.as_mut().filter(|w| !w.is_ended()) else {
+            let read = client
+                .range(RangeRequest {
+                    key: key.to_vec(),
+                    ..Default::default()
+                })
+                .await;
+            let Ok(read) = read else {
+                tokio::time::sleep(CHECK).await;
+                continue;
+            };
+            match read.kvs.first() {
+                None => return Lost::Deleted,
+                Some(kv) if kv.lease != lease => return Lost::Replaced,
+                Some(_) => {}
+            }
+            let revision = read.header.map_or(0, |h| h.revision);
+            let opts = WatchOptions {
+                key: key.to_vec(),
+                start_revision: revision + 1,
+                ..Default::default()
+            };
+            watch = client.watch(opts).await.ok();
+            if watch.is_none() {
+                tokio::time::sleep(CHECK).await;
+            }
+            continue;
+        };
+        match w.next(Some(CHECK)).await {
+            Ok(Some(batch)) => {
+                for ev in batch.events {
+                    if ev.r#type == mvccpb::event::EventType::Delete as i32 {
+                        return Lost::Deleted;
+                    }
+                    if ev.kv.is_some_and(|kv| kv.lease != lease) {
+                        return Lost::Replaced;
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(_) => watch = None,
         }
     }
 }
