@@ -83,10 +83,13 @@ $job = $q->claim(0);
 var_dump($job->id === $id, $job->attempts);
 $job->release(0.3);
 var_dump($q->stats());
-$job = $q->claim(5);
+$job = $q->claim(5, visibility: 1);
 var_dump($job->attempts);
 $job->extend(5);
-var_dump($c->getKeyValue("$n/claimed/$job->id")->lease !== 0, $q->claim(0));
+// Past the first visibility: extended, the claim holds.
+usleep(1600000);
+$lease = $c->getKeyValue("$n/claimed/$job->id")->lease;
+var_dump($lease !== 0 && $c->leaseFor($lease)->timeToLive() >= 2, $q->claim(0));
 $job->ack();
 
 echo "-- a claim whose visibility runs out goes to the next claimer\n";
@@ -164,6 +167,8 @@ echo "-- bad input changes nothing\n";
 $before = $c->countPrefix("$n/");
 attempt('queue(empty)', fn() => $c->queue(''));
 attempt('queue(129 bytes)', fn() => $c->queue(str_repeat('n', 129)));
+attempt('queue(inside another queue)', fn() => $c->queue("$n/ready"));
+attempt('queue(inside another queue, deeper)', fn() => $c->queue("$n/dead/x"));
 attempt('queue(max_attempts: 0)', fn() => $c->queue($n, max_attempts: 0));
 attempt('queue([])', fn() => $c->queue([]));
 attempt('push(1.5 MiB)', fn() => $q->push(str_repeat('z', 1572864)));
@@ -313,6 +318,8 @@ int(1570816)
 -- bad input changes nothing
 queue(empty): ValueError
 queue(129 bytes): ValueError
+queue(inside another queue): ValueError
+queue(inside another queue, deeper): ValueError
 queue(max_attempts: 0): ValueError
 queue([]): TypeError
 push(1.5 MiB): ValueError

@@ -51,6 +51,9 @@ pub const MAX_REQUEST: usize = 1_572_864;
 pub const MAX_PAYLOAD: usize = MAX_REQUEST - 2048;
 /// The longest queue name, so that those keys fit in the 2 KiB.
 pub const MAX_NAME: usize = 128;
+
+/// The parts of a queue's key layout, right under `NAME/`.
+const SUBKEYS: [&[u8]; 5] = [b"ready", b"delayed", b"claimed", b"attempts", b"dead"];
 /// The longest delay or visibility: a year.
 pub const MAX_SECONDS: i64 = 365 * 86_400;
 
@@ -311,6 +314,19 @@ impl Queue {
                 name.len()
             )));
         }
+        // A queue named `a/ready` would keep its keys among queue `a`'s
+        // ready jobs: counted by `a`'s size(), claimable by neither.
+        if let Some(part) = name
+            .split(|b| *b == b'/')
+            .skip(1)
+            .find(|part| SUBKEYS.contains(part))
+        {
+            return Err(invalid(format!(
+                "the queue name must not have \"{}\" after a '/' (the queue before it keeps its jobs there), {:?} given",
+                String::from_utf8_lossy(part),
+                String::from_utf8_lossy(name)
+            )));
+        }
         if max_attempts < 1 {
             return Err(invalid(format!(
                 "max_attempts must be at least 1, {max_attempts} given"
@@ -485,7 +501,14 @@ impl Queue {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            self.wait_for_change(w, wake).await?;
+            match self.wait_for_change(w, wake).await {
+                Ok(()) => {}
+                // The watch came back from a cut after the history it
+                // needed was compacted: the next scan reads the queue as
+                // it is now, and a new watch follows from there.
+                Err(Error::Compacted { .. }) => watch = None,
+                Err(e) => return Err(e),
+            }
         }
     }
 
