@@ -20,6 +20,8 @@
 #      the worker's later requests past its TTL (kept alive in the
 #      background), and pick()'s round-robin goes on from one request to
 #      the next.
+# FPM_SERVER=etcd runs the same checks against a real etcd instead of synod
+# (scripts/test runs both).
 # Installs nothing: scripts/setup brings php8.2-fpm and libfcgi-bin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,7 +53,13 @@ EXT="$work/libsynod.so"
 cp target/debug/libsynod.so "$EXT"
 scripts_dir="$PWD/php-tests/fpm"
 
-start_server "$PWD/target/debug/synod" synod
+FPM_SERVER=${FPM_SERVER:-synod}
+case $FPM_SERVER in
+  synod) start_server "$PWD/target/debug/synod" synod ;;
+  etcd) start_server "$(command -v etcd)" etcd ;;
+  *) echo "fpm: FPM_SERVER must be synod or etcd, not $FPM_SERVER" >&2; exit 2 ;;
+esac
+echo "fpm: against $FPM_SERVER"
 python3 "$scripts_dir/proxy.py" "127.0.0.1:$port" "$work/proxy.port" >"$work/proxy.log" 2>&1 &
 proxy=$!
 pids+=("$proxy")
