@@ -297,6 +297,14 @@ fn header_revision(resp: &TxnResponse) -> i64 {
     resp.header.as_ref().map_or(0, |h| h.revision)
 }
 
+/// A random number, good enough to spread retries and picks.
+fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.finish()
+}
+
 fn malformed(what: &str) -> Error {
     Error::Server {
         code: tonic::Code::Internal,

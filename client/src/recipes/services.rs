@@ -15,7 +15,6 @@
 //! last writer of an id owns it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{first_kv, op_get, op_put, revoke_lease};
+use super::{first_kv, op_get, op_put, random, revoke_lease};
 use crate::pb::{compare, Compare, PutRequest, RangeRequest, TxnRequest};
 use crate::{mvccpb, prefix_end, Client, Error, KeepAlive, Watch, WatchOptions};
 
@@ -266,12 +265,6 @@ impl Picker {
         self.down.insert(id.to_string(), until);
         Ok(())
     }
-}
-
-fn random() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish()
 }
 
 /// What a registration is doing.

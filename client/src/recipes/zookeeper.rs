@@ -9,11 +9,12 @@
 //! written by other etcd clients would hide whole subtrees.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use crate::pb::{compare, range_request, Compare, RangeRequest, RangeResponse, TxnRequest};
 use crate::{prefix_end, Client, Error};
 
-use super::{first_kv, header_revision, malformed, op_put, op_range};
+use super::{first_kv, header_revision, malformed, op_put, op_range, random};
 
 /// Keys read per page by `children`. A subtree found on a page is skipped
 /// with a new range from its end, so a child with a million keys below it
@@ -153,7 +154,15 @@ pub async fn create_sequential(
     let seen = client.range(last_numbered()).await?;
     let mut revision = seen.header.as_ref().map_or(0, |h| h.revision);
     let mut last = seen.kvs.into_iter().next().map(|kv| kv.key);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Creators that lost the same round pick the same next number,
+            // and with their requests applied in a steady order one of them
+            // could lose every round. A short random pause, longer after
+            // each loss (up to 16 ms), breaks the lockstep.
+            let cap = 1000u64 << attempt.min(4);
+            tokio::time::sleep(Duration::from_micros(random() % cap)).await;
+        }
         let number = match &last {
             Some(k) => next_number(prefix, k)?.max(revision + 1),
             None => revision + 1,
