@@ -127,6 +127,54 @@ fn replay_then_live_events_in_order_without_loss() {
     });
 }
 
+/// A put does not load the value it replaces; a watcher that asked for
+/// prev_kv still gets it, on live events as on history.
+#[test]
+fn prev_kv_of_puts_live_and_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::synod(&tmp.path().join("data"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut kv = server.kv().await;
+        let watch = |start_revision| {
+            open_watch(
+                server.url(),
+                WatchCreateRequest {
+                    key: b"p".to_vec(),
+                    prev_kv: true,
+                    start_revision,
+                    ..Default::default()
+                },
+            )
+        };
+        let (_tx, mut live) = watch(0).await;
+        assert!(next(&mut live).await.created);
+        for v in ["1", "2", "3"] {
+            kv.put(PutRequest {
+                key: b"p".to_vec(),
+                value: v.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let (_tx2, mut replay) = watch(1).await;
+        assert!(next(&mut replay).await.created);
+        for stream in [&mut live, &mut replay] {
+            let mut prevs = Vec::new();
+            while prevs.len() < 3 {
+                for ev in next(stream).await.events {
+                    prevs.push(ev.prev_kv.map(|p| (p.value, p.version)));
+                }
+            }
+            assert_eq!(
+                prevs,
+                vec![None, Some((b"1".to_vec(), 1)), Some((b"2".to_vec(), 2))]
+            );
+        }
+    });
+}
+
 #[test]
 fn filters_prev_kv_and_compaction() {
     let tmp = tempfile::tempdir().unwrap();

@@ -12,7 +12,7 @@ use synod_proto::etcdserverpb::watch_create_request::FilterType;
 use synod_proto::etcdserverpb::watch_request::RequestUnion;
 use synod_proto::etcdserverpb::watch_server::Watch;
 use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
-use synod_proto::mvccpb::{event::EventType, Event};
+use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -238,6 +238,20 @@ impl Watcher {
         !(put && self.no_put || !put && self.no_delete)
     }
 
+    /// An event's previous version: carried along when the write loaded
+    /// it, read from storage otherwise (unless the write created the key).
+    fn prev_of(&self, e: &Event) -> Option<KeyValue> {
+        if e.prev_kv.is_some() {
+            return e.prev_kv.clone();
+        }
+        let kv = e.kv.as_ref()?;
+        let created = e.r#type == EventType::Put as i32 && kv.version == 1;
+        if created {
+            return None;
+        }
+        self.node.store.prev_of(&kv.key, kv.mod_revision)
+    }
+
     /// Sends events (already filtered); false when the client is gone.
     async fn send(&mut self, mut events: Vec<Event>, through: i64) -> bool {
         self.next = self.next.max(through + 1);
@@ -314,9 +328,7 @@ impl Watcher {
             }
             if self.prev_kv {
                 for e in &mut events {
-                    if let Some(kv) = e.kv.as_ref() {
-                        e.prev_kv = self.node.store.prev_of(&kv.key, kv.mod_revision);
-                    }
+                    e.prev_kv = self.prev_of(e);
                 }
             }
             if !self.send(events, to).await {
@@ -362,7 +374,9 @@ impl Watcher {
                     Ok(c) => {
                         // The previous value is copied only for a watcher
                         // that asked for it: with many watchers on a prefix
-                        // the copies add up.
+                        // the copies add up. A put does not load the value
+                        // it replaces, so such a watcher reads it here, as
+                        // etcd's watch stream does.
                         let events: Vec<Event> = c
                             .events
                             .iter()
@@ -370,7 +384,7 @@ impl Watcher {
                             .map(|e| Event {
                                 r#type: e.r#type,
                                 kv: e.kv.clone(),
-                                prev_kv: if self.prev_kv { e.prev_kv.clone() } else { None },
+                                prev_kv: if self.prev_kv { self.prev_of(e) } else { None },
                             })
                             .collect();
                         if !self.send(events, c.rev).await {

@@ -23,7 +23,7 @@ use synod_proto::synodpb;
 use tokio::sync::broadcast;
 
 use crate::error::EtcdError;
-pub use index::{KeyIndex, KeyRange, Rev};
+pub use index::{KeyIndex, KeyRange, Live, Rev};
 pub use txn::WriteTxn;
 
 const REV_PREFIX: u8 = b'r';
@@ -118,22 +118,26 @@ pub fn encode_record(kv: &KeyValue, tombstone: bool) -> Vec<u8> {
     buf
 }
 
-/// The two fields of a stored `KeyValue` that opening the store needs; the
+/// The fields of a stored `KeyValue` that opening the store needs; the
 /// others (the value above all) are skipped by the decoder, not copied, so a
 /// restart does not read every value into memory one by one.
 #[derive(Clone, PartialEq, prost::Message)]
-struct KeyAndLease {
+struct IndexFields {
     #[prost(bytes = "vec", tag = "1")]
     key: Vec<u8>,
+    #[prost(int64, tag = "2")]
+    create_revision: i64,
+    #[prost(int64, tag = "4")]
+    version: i64,
     #[prost(int64, tag = "6")]
     lease: i64,
 }
 
-fn decode_key_and_lease(bytes: &[u8]) -> Result<(KeyAndLease, bool), EtcdError> {
+fn decode_index_fields(bytes: &[u8]) -> Result<(IndexFields, bool), EtcdError> {
     let (flag, body) = bytes
         .split_first()
         .ok_or_else(|| EtcdError::Internal("empty revision record".into()))?;
-    let kv = KeyAndLease::decode(body)
+    let kv = IndexFields::decode(body)
         .map_err(|e| EtcdError::Internal(format!("corrupt revision record: {e}")))?;
     Ok((kv, *flag == 1))
 }
@@ -242,6 +246,7 @@ impl Store {
         meta: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
         let mut st = self.write();
+        let (rev_before, compact_before) = (st.rev, st.compact_rev);
         let mut txn = WriteTxn::new(&mut st, &self.tree);
         let mut out = Vec::new();
         for batch in batches {
@@ -256,8 +261,14 @@ impl Store {
         for (k, v) in meta {
             batch.insert(k, v);
         }
-        batch.insert(META_REV, &st.rev.to_be_bytes());
-        batch.insert(META_COMPACT, &st.compact_rev.to_be_bytes());
+        // Written only when they change: each sled insert costs, and a
+        // lone put's batch would otherwise carry three of bookkeeping.
+        if st.rev != rev_before {
+            batch.insert(META_REV, &st.rev.to_be_bytes());
+        }
+        if st.compact_rev != compact_before {
+            batch.insert(META_COMPACT, &st.compact_rev.to_be_bytes());
+        }
         self.tree.apply_batch(batch)?;
         let rev = st.rev;
         drop(st);
@@ -778,24 +789,23 @@ fn load_state(tree: &sled::Tree) -> Result<(State, Vec<Rev>), EtcdError> {
             st.leases.insert(id, lease);
         }
     }
-    // Revisions arrive in order, so the last record of a key tells its
-    // current lease.
-    let mut key_lease: HashMap<Vec<u8>, i64> = HashMap::new();
     for item in tree.scan_prefix([REV_PREFIX]) {
         let (k, v) = item?;
         let rev = Rev::from_bytes(&k[1..])
             .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
-        let (kv, tombstone) = decode_key_and_lease(&v)?;
-        st.index.push(&kv.key, rev, tombstone);
-        if tombstone || kv.lease == 0 {
-            key_lease.remove(&kv.key);
-        } else {
-            key_lease.insert(kv.key, kv.lease);
-        }
+        let (kv, tombstone) = decode_index_fields(&v)?;
+        let live = Live {
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease: kv.lease,
+        };
+        st.index.push(&kv.key, rev, tombstone, live);
     }
-    for (key, id) in key_lease {
+    // Revisions arrived in order, so each key's newest version tells its
+    // current lease.
+    for (key, id) in st.index.leased() {
         if let Some(l) = st.leases.get_mut(&id) {
-            l.keys.insert(key);
+            l.keys.insert(key.to_vec());
         }
     }
     let leftover = st.index.compact(st.compact_rev);

@@ -15,9 +15,16 @@ use synod_proto::synodpb::{self, request, response};
 
 use super::{
     alarm_key, check_rev, encode_record, lease_deadline, lease_key, load, member_key, range,
-    rev_key, KeyRange, Lease, Rev, State,
+    rev_key, KeyRange, Lease, Live, Rev, State,
 };
 use crate::error::EtcdError;
+
+/// The version a put replaces: what the index knows of it, and the record
+/// when the request needs its value.
+struct Prev {
+    live: Live,
+    kv: Option<KeyValue>,
+}
 
 pub struct WriteTxn<'a> {
     st: &'a mut State,
@@ -192,13 +199,6 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> {
-        match self.st.index.get(key, self.read_rev()) {
-            Some(rev) => Ok(Some(load(self.tree, Some(&self.pending), rev)?.0)),
-            None => Ok(None),
-        }
-    }
-
     fn next_rev(&mut self) -> Rev {
         let rev = Rev::new(self.main, self.sub);
         self.sub += 1;
@@ -206,7 +206,12 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn record(&mut self, rev: Rev, kv: KeyValue, tombstone: bool, prev: Option<KeyValue>) {
-        self.st.index.push(&kv.key, rev, tombstone);
+        let live = Live {
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease: kv.lease,
+        };
+        self.st.index.push(&kv.key, rev, tombstone, live);
         self.batch
             .insert(&rev_key(rev)[..], encode_record(&kv, tombstone));
         self.events.push(mvccpb::Event {
@@ -221,41 +226,63 @@ impl<'a> WriteTxn<'a> {
         self.pending.insert(rev, (kv, tombstone));
     }
 
-    fn check_put(&self, r: &PutRequest) -> Result<Option<KeyValue>, EtcdError> {
-        let prev = self.get(&r.key)?;
-        if (r.ignore_value || r.ignore_lease) && prev.is_none() {
+    fn check_put(&self, r: &PutRequest) -> Result<(), EtcdError> {
+        if (r.ignore_value || r.ignore_lease) && self.st.index.latest(&r.key).is_none() {
             return Err(EtcdError::KeyNotFound);
         }
         if r.lease != 0 && !self.st.leases.contains_key(&r.lease) {
             return Err(EtcdError::LeaseNotFound);
         }
-        Ok(prev)
+        Ok(())
+    }
+
+    /// The version a put replaces. A put reads at the current revision,
+    /// where a key's visible version is its newest, so the index knows it;
+    /// the record itself is loaded only when the request needs its value.
+    fn prev_for_put(&self, r: &PutRequest) -> Result<Option<Prev>, EtcdError> {
+        let Some((rev, live)) = self.st.index.latest(&r.key) else {
+            return Ok(None);
+        };
+        let kv = if r.prev_kv || r.ignore_value {
+            Some(load(self.tree, Some(&self.pending), rev)?.0)
+        } else {
+            None
+        };
+        Ok(Some(Prev { live, kv }))
     }
 
     fn put_checked(&mut self, r: &PutRequest) -> Result<PutResponse, EtcdError> {
-        let prev = self.check_put(r)?;
+        self.check_put(r)?;
+        let prev = self.prev_for_put(r)?;
         self.put(r, prev)
     }
 
-    fn put(&mut self, r: &PutRequest, prev: Option<KeyValue>) -> Result<PutResponse, EtcdError> {
+    fn put(&mut self, r: &PutRequest, prev: Option<Prev>) -> Result<PutResponse, EtcdError> {
         let rev = self.next_rev();
+        let (live, prev) = match prev {
+            Some(p) => (Some(p.live), p.kv),
+            None => (None, None),
+        };
         let value = match (&prev, r.ignore_value) {
             (Some(p), true) => p.value.clone(),
+            (None, true) if live.is_some() => {
+                return Err(EtcdError::Internal("previous value not loaded".into()))
+            }
             _ => r.value.clone(),
         };
-        let lease = match (&prev, r.ignore_lease) {
+        let lease = match (&live, r.ignore_lease) {
             (Some(p), true) => p.lease,
             _ => r.lease,
         };
         let kv = KeyValue {
             key: r.key.clone(),
-            create_revision: prev.as_ref().map_or(rev.main, |p| p.create_revision),
+            create_revision: live.map_or(rev.main, |p| p.create_revision),
             mod_revision: rev.main,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            version: live.map_or(1, |p| p.version + 1),
             value,
             lease,
         };
-        let old_lease = prev.as_ref().map_or(0, |p| p.lease);
+        let old_lease = live.map_or(0, |p| p.lease);
         if old_lease != lease {
             self.detach(old_lease, &r.key);
         }
@@ -310,11 +337,10 @@ impl<'a> WriteTxn<'a> {
     fn compare(&self, c: &Compare) -> Result<bool, EtcdError> {
         use compare::{CompareResult, CompareTarget, TargetUnion};
         let at = self.read_rev();
-        let revs: Vec<Rev> = self
+        let revs: Vec<(Rev, Option<Live>)> = self
             .st
             .index
-            .range(KeyRange::new(&c.key, &c.range_end), at)
-            .map(|(_, r)| r)
+            .range_live(KeyRange::new(&c.key, &c.range_end), at)
             .collect();
         let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
         let result = CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal);
@@ -346,8 +372,18 @@ impl<'a> WriteTxn<'a> {
             // all-zero metadata otherwise.
             return Ok(target != CompareTarget::Value && check(&KeyValue::default()));
         }
-        for rev in revs {
-            let kv = load(self.tree, Some(&self.pending), rev)?.0;
+        for (rev, live) in revs {
+            let kv = match live {
+                // Only a value needs the record.
+                Some(l) if target != CompareTarget::Value => KeyValue {
+                    create_revision: l.create_revision,
+                    mod_revision: rev.main,
+                    version: l.version,
+                    lease: l.lease,
+                    ..Default::default()
+                },
+                _ => load(self.tree, Some(&self.pending), rev)?.0,
+            };
             if !check(&kv) {
                 return Ok(false);
             }
@@ -416,7 +452,7 @@ impl<'a> WriteTxn<'a> {
                     )?)
                 }
                 Some(request_op::Request::RequestPut(p)) => {
-                    let prev = self.get(&p.key)?;
+                    let prev = self.prev_for_put(p)?;
                     response_op::Response::ResponsePut(self.put(p, prev)?)
                 }
                 Some(request_op::Request::RequestDeleteRange(d)) => {
