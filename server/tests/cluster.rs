@@ -39,7 +39,9 @@ fn channel(url: String) -> Channel {
 /// Every key under `prefix` on member `i`, read locally (serializable), so
 /// it shows what that member itself has applied.
 async fn local_keys(c: &Cluster, i: usize, prefix: &str) -> Option<BTreeMap<String, String>> {
-    let mut kv = KvClient::new(channel(c.url(i)));
+    // Past 4 MiB (tonic's default limit) the range would fail and read as
+    // "holds nothing": a fast run acknowledges over 130,000 writes.
+    let mut kv = KvClient::new(channel(c.url(i))).max_decoding_message_size(1 << 30);
     let resp = kv
         .range(RangeRequest {
             key: prefix.into(),
