@@ -76,12 +76,14 @@ impl Peer for PeerService {
         let rpc: openraft::raft::VoteRequest<NodeId> = decode(req.into_inner())?;
         self.refuse_removed(&rpc.vote)?;
         let candidate_log = rpc.last_log_id;
+        let candidate_term = rpc.vote.leader_id.term;
         let resp = self.node.raft.vote(rpc).await;
         let reply = encode(&resp);
         if let Ok(r) = &resp {
             if !r.vote_granted && r.last_log_id > candidate_log {
                 let node = self.node.clone();
-                tokio::spawn(async move { node.outran_candidate().await });
+                let mine = r.last_log_id;
+                tokio::spawn(async move { node.outran_candidate(candidate_term, mine).await });
             }
         }
         reply

@@ -295,14 +295,29 @@ impl Node {
     /// the member best placed to win may sit out while shorter logs are
     /// refused (a 3.7 s failover here instead of 1.5 s). Once its leader
     /// is silent past the lease, it campaigns at once instead.
-    pub async fn outran_candidate(&self) {
+    ///
+    /// openraft refuses the shorter log without taking the candidate's term,
+    /// as Raft's rules would have it, so a campaign started from our own
+    /// term can land in the very term the candidate voted itself in: both
+    /// lose, and the next round can go the same way (once 10 s without a
+    /// leader under load). So this member first takes that term with a vote
+    /// for itself (it granted no other in it), then campaigns above it.
+    pub async fn outran_candidate(&self, candidate_term: u64, mine: Option<types::LogId>) {
         let silent = self
             .leader_contact
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed();
         if silent > self.lease() {
-            tracing::info!("a candidate with a shorter log asked for a vote: campaigning");
+            tracing::info!(
+                candidate_term,
+                "a candidate with a shorter log asked for a vote: campaigning above its term"
+            );
+            let own = openraft::raft::VoteRequest {
+                vote: openraft::Vote::new(candidate_term, self.id),
+                last_log_id: mine,
+            };
+            let _ = self.raft.vote(own).await;
             let _ = self.raft.trigger().elect().await;
         }
     }
