@@ -68,14 +68,25 @@ impl<T: DeserializeOwned> Decode for Bin<T> {
 /// How a flush reports back: straight to openraft for appends, or to a
 /// caller that waits for the sync before returning (vote, truncate, purge).
 pub enum Done {
-    Raft(LogFlushed<TypeConfig>),
+    /// openraft's callback, and the append's number in `Syncs`.
+    Raft(LogFlushed<TypeConfig>, Arc<Syncs>, u64),
     Wait(tokio::sync::oneshot::Sender<io::Result<()>>),
 }
 
 impl raft_log::Callback for Done {
     fn send(self, res: Result<(), io::Error>) {
         match self {
-            Done::Raft(cb) => cb.log_io_completed(res),
+            Done::Raft(cb, syncs, n) => {
+                let ok = res.is_ok();
+                cb.log_io_completed(res);
+                if ok {
+                    syncs.synced.send_if_modified(|s| {
+                        let newer = n > *s;
+                        *s = (*s).max(n);
+                        newer
+                    });
+                }
+            }
             // The waiter gave up (its future was dropped): nobody to tell.
             Done::Wait(tx) => {
                 let _ = tx.send(res);
@@ -114,6 +125,33 @@ type Log = RaftLog<WalTypes>;
 #[derive(Clone)]
 pub struct WalStore {
     log: Arc<Mutex<Log>>,
+    syncs: Arc<Syncs>,
+}
+
+/// Numbers openraft's appends in order and tells when each is on disk, so
+/// the proposer can let the next batch go once its own is durable, while it
+/// is still being applied: the disk then syncs one batch as the state
+/// machine applies the one before.
+#[derive(Debug, Default)]
+pub struct Syncs {
+    appended: std::sync::atomic::AtomicU64,
+    synced: tokio::sync::watch::Sender<u64>,
+}
+
+impl Syncs {
+    /// How many appends have been handed to the log so far.
+    pub fn appended(&self) -> u64 {
+        self.appended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until an append numbered above `n` is on disk. Never returns
+    /// if none comes (a failed sync, or no more appends).
+    pub async fn synced_past(&self, n: u64) {
+        let mut rx = self.synced.subscribe();
+        if rx.wait_for(|s| *s > n).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn config(dir: &Path) -> raft_log::Config {
@@ -180,6 +218,7 @@ impl WalStore {
         }
         let log = RaftLog::open(Arc::new(config(dir)))?;
         Ok(WalStore {
+            syncs: Arc::default(),
             log: Arc::new(Mutex::new(log)),
         })
     }
@@ -215,10 +254,16 @@ impl WalStore {
             .await
     }
 
-    /// Appends and reports to `done` once the entries are on disk.
-    fn append_with(&self, mut entries: Vec<Entry>, done: Done) -> Result<(), StorageError> {
+    /// Appends and reports to `done` (made under the log's lock) once the
+    /// entries are on disk.
+    fn append_with(
+        &self,
+        mut entries: Vec<Entry>,
+        done: impl FnOnce() -> Done,
+    ) -> Result<(), StorageError> {
         {
             let mut log = self.lock();
+            let done = done();
             // An entry at or below the purge point is already applied and
             // covered by the state machine; raft-log would call it a
             // reversal. openraft itself never sends one, but its storage
@@ -266,11 +311,16 @@ impl WalStore {
         }
     }
 
+    /// The numbering of openraft's appends (see `Syncs`).
+    pub fn syncs(&self) -> Arc<Syncs> {
+        self.syncs.clone()
+    }
+
     /// Appends and waits until the entries are on disk (outside openraft,
     /// which hands in its own callback).
     pub async fn append_wait(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.append_with(entries, Done::Wait(tx))?;
+        self.append_with(entries, || Done::Wait(tx))?;
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("the WAL's flush worker stopped")))
             .map_err(|e| logs_err(ErrorVerb::Write, e))
@@ -382,7 +432,15 @@ impl RaftLogStorage<TypeConfig> for WalStore {
     {
         // The callback runs on the flush thread after the fdatasync, with its
         // result: openraft counts the entries as persisted only then.
-        self.append_with(entries.into_iter().collect(), Done::Raft(callback))
+        // Numbered under the log's lock, so numbers follow the write order.
+        let syncs = self.syncs.clone();
+        self.append_with(entries.into_iter().collect(), || {
+            let n = syncs
+                .appended
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            Done::Raft(callback, syncs, n)
+        })
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
