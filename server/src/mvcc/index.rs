@@ -60,6 +60,14 @@ struct Entry {
     live: Live,
 }
 
+impl Entry {
+    /// The newest revision and what it holds, unless it is a tombstone.
+    fn current(&self) -> Option<(Rev, Live)> {
+        let last = self.revs.last()?;
+        (!last.tombstone).then_some((last.rev, self.live))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     keys: BTreeMap<Vec<u8>, Entry>,
@@ -141,16 +149,14 @@ impl KeyIndex {
     /// The key's newest revision and what it holds, unless the key is
     /// deleted (or never was).
     pub fn latest(&self, key: &[u8]) -> Option<(Rev, Live)> {
-        let e = self.keys.get(key)?;
-        let last = e.revs.last()?;
-        (!last.tombstone).then_some((last.rev, e.live))
+        self.keys.get(key)?.current()
     }
 
     /// Every live key with its lease, for rebuilding the lease table.
     pub fn leased(&self) -> impl Iterator<Item = (&[u8], i64)> {
         self.keys.iter().filter_map(|(k, e)| {
-            let alive = e.revs.last().is_some_and(|r| !r.tombstone);
-            (alive && e.live.lease != 0).then_some((k.as_slice(), e.live.lease))
+            let (_, live) = e.current()?;
+            (live.lease != 0).then_some((k.as_slice(), live.lease))
         })
     }
 
@@ -160,10 +166,7 @@ impl KeyIndex {
         range: KeyRange<'s>,
         at: i64,
     ) -> impl Iterator<Item = (&'s [u8], Rev)> + 's {
-        let iter = range.bounds().map(|b| self.keys.range::<[u8], _>(b));
-        iter.into_iter()
-            .flatten()
-            .filter_map(move |(k, e)| visible(&e.revs, at).map(|r| (k.as_slice(), r)))
+        self.range_live(range, at).map(|(k, r, _)| (k, r))
     }
 
     /// Like `range`, with what the index knows of each visible version when
@@ -172,12 +175,12 @@ impl KeyIndex {
         &'s self,
         range: KeyRange<'s>,
         at: i64,
-    ) -> impl Iterator<Item = (Rev, Option<Live>)> + 's {
+    ) -> impl Iterator<Item = (&'s [u8], Rev, Option<Live>)> + 's {
         let iter = range.bounds().map(|b| self.keys.range::<[u8], _>(b));
-        iter.into_iter().flatten().filter_map(move |(_, e)| {
+        iter.into_iter().flatten().filter_map(move |(k, e)| {
             let rev = visible(&e.revs, at)?;
             let newest = e.revs.last().is_some_and(|r| r.rev == rev);
-            Some((rev, newest.then_some(e.live)))
+            Some((k.as_slice(), rev, newest.then_some(e.live)))
         })
     }
 

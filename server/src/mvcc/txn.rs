@@ -341,6 +341,7 @@ impl<'a> WriteTxn<'a> {
             .st
             .index
             .range_live(KeyRange::new(&c.key, &c.range_end), at)
+            .map(|(_, rev, live)| (rev, live))
             .collect();
         let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
         let result = CompareResult::try_from(c.result).unwrap_or(CompareResult::Equal);
