@@ -78,13 +78,39 @@ pub struct Node {
     pending: Arc<std::sync::atomic::AtomicUsize>,
     reads: mpsc::UnboundedSender<oneshot::Sender<Result<(), EtcdError>>>,
     peers: Arc<network::Peers>,
-    /// Set while leadership is being handed over: the proposer holds new
-    /// entries back so the transferee can catch up.
-    transferring: tokio::sync::watch::Sender<bool>,
+    /// Holds new entries back while leadership is handed over.
+    hold: Arc<Hold>,
+    /// This member's Raft log (shared with Raft).
+    log: wal_store::WalStore,
     /// When a leader's append last reached this member.
     leader_contact: Mutex<Instant>,
     /// etcd's --election-timeout.
     election_timeout: Duration,
+}
+
+/// Set while leadership is being handed over, so the transferee can catch
+/// up with a log that has stopped growing. Entries are appended under
+/// `gate` after a look at `paused`: once a hand-over has set `paused` and
+/// taken the gate once, no append it cannot see is still on its way. (A
+/// flag alone let a batch that had looked just before slip in after the
+/// transferee caught up; this leader then refused its campaign as a
+/// shorter log and took leadership back.)
+struct Hold {
+    paused: tokio::sync::watch::Sender<bool>,
+    gate: tokio::sync::Mutex<()>,
+}
+
+impl Hold {
+    /// The right to append, kept until the entry is queued in Raft; none
+    /// while a hand-over is under way.
+    async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let gate = self.gate.lock().await;
+        (!*self.paused.borrow()).then_some(gate)
+    }
+
+    async fn unpaused(&self) {
+        let _ = self.paused.subscribe().wait_for(|p| !*p).await;
+    }
 }
 
 /// Who serves writes and linearizable reads right now, as this member sees it.
@@ -190,6 +216,7 @@ impl Node {
         }
         let log = wal_store::WalStore::open(&wal_dir)?;
         let syncs = log.syncs();
+        let log_handle = log.clone();
         let pending: Arc<std::sync::atomic::AtomicUsize> = Default::default();
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
         let sm = state_machine::StateMachine::open(store.clone(), durable, data_dir)?;
@@ -233,7 +260,10 @@ impl Node {
         }
 
         let (ptx, prx) = mpsc::unbounded_channel();
-        let (transferring, paused) = tokio::sync::watch::channel(false);
+        let hold = Arc::new(Hold {
+            paused: tokio::sync::watch::channel(false).0,
+            gate: tokio::sync::Mutex::new(()),
+        });
         let (rtx, rrx) = mpsc::unbounded_channel();
         let node = Arc::new(Node {
             raft: raft.clone(),
@@ -245,12 +275,13 @@ impl Node {
             pending: pending.clone(),
             reads: rtx,
             peers: peers.clone(),
-            transferring,
+            hold: hold.clone(),
+            log: log_handle,
             leader_contact: Mutex::new(Instant::now()),
             election_timeout: Duration::from_millis(opts.election_timeout),
         });
         let waiting = Waiting { syncs, pending };
-        tokio::spawn(proposer(raft.clone(), peers.clone(), waiting, prx, paused));
+        tokio::spawn(proposer(raft.clone(), peers.clone(), waiting, prx, hold));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
@@ -312,7 +343,9 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed();
-        if silent > self.lease() {
+        // A leader handing over refuses only a transferee that has not caught
+        // up; taking leadership back then would defeat the hand-over.
+        if silent > self.lease() && !*self.hold.paused.borrow() {
             tracing::info!(
                 candidate_term,
                 "a candidate with a shorter log asked for a vote: campaigning above its term"
@@ -350,9 +383,9 @@ impl Node {
                 .map(|n| n.addr.clone())
                 .ok_or(EtcdError::BadLeaderTransferee)?
         };
-        let _ = self.transferring.send(true);
+        self.hold.paused.send_replace(true);
         let res = self.hand_over(target, &addr, deadline).await;
-        let _ = self.transferring.send(false);
+        self.hold.paused.send_replace(false);
         res
     }
 
@@ -363,13 +396,23 @@ impl Node {
         deadline: tokio::time::Instant,
     ) -> Result<(), EtcdError> {
         let left = || Some(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        // Appends that looked before the pause have been queued in Raft
+        // once the gate is free. A call through the same queue returns after
+        // Raft has handed each of them to the log (it runs an append's
+        // storage command before its next message); its metrics may lag.
+        drop(self.hold.gate.lock().await);
+        self.raft
+            .with_raft_state(|_| ())
+            .await
+            .map_err(|_| EtcdError::TimeoutLeaderTransfer)?;
+        let last = self.log.last_index();
         let caught_up = move |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
             let matched = m
                 .replication
                 .as_ref()
                 .and_then(|r| r.get(&target).cloned().flatten())
                 .map(|l| l.index);
-            m.current_leader != Some(m.id) || matched >= m.last_log_index
+            m.current_leader != Some(m.id) || matched >= last.max(m.last_log_index)
         };
         self.raft
             .wait(left())
@@ -619,7 +662,7 @@ async fn proposer(
     peers: Arc<network::Peers>,
     waiting: Waiting,
     mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>,
-    mut paused: tokio::sync::watch::Receiver<bool>,
+    hold: Arc<Hold>,
 ) {
     use prost::Message;
     let inflight = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
@@ -633,9 +676,7 @@ async fn proposer(
         };
         // etcd's raft drops proposals during a leadership transfer; these
         // wait instead, and go to the new leader once it leads.
-        if paused.wait_for(|p| !*p).await.is_err() {
-            return;
-        }
+        hold.unpaused().await;
         wait_for_leader(&raft).await;
         if let Leadership::Other(..) = leadership(&raft, &peers) {
             // A follower's batches wait for the leader's whole round trip,
@@ -661,13 +702,19 @@ async fn proposer(
             }
         }
         let batch = synodpb::Batch { requests: reqs };
-        if let Leadership::Me = leadership(&raft, &peers) {
+        let gate = match leadership(&raft, &peers) {
+            Leadership::Me => hold.enter().await,
+            _ => None,
+        };
+        if let Some(gate) = gate {
             // The common case, kept free of extra hops: append right here,
             // and let a task wait for the result. Leadership lost just now
             // answers "no leader", which clients retry.
             let before = waiting.syncs.appended();
             let size = replies.len();
-            match raft.client_write_ff(types::Proto(batch)).await {
+            let appended = raft.client_write_ff(types::Proto(batch)).await;
+            drop(gate);
+            match appended {
                 Ok(pending) => {
                     let waiting = waiting.clone();
                     tokio::spawn(async move {
@@ -681,15 +728,7 @@ async fn proposer(
                             }
                         };
                         drop(permit);
-                        let res = match res {
-                            Ok(Ok(resp)) => Ok(resp.data.0.responses),
-                            Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
-                                Err(EtcdError::NoLeader)
-                            }
-                            Ok(Err(e)) => Err(EtcdError::Internal(e.to_string())),
-                            Err(_) => Err(EtcdError::Internal("raft stopped".into())),
-                        };
-                        fan_out(replies, res);
+                        fan_out(replies, written(res).map_err(SubmitError::error));
                     });
                 }
                 Err(e) => fan_out(
@@ -699,9 +738,11 @@ async fn proposer(
             }
             continue;
         }
-        let (raft, peers) = (raft.clone(), peers.clone());
+        // Not leading, or a hand-over began while this batch formed: it
+        // goes the way that waits and retries.
+        let (raft, peers, hold) = (raft.clone(), peers.clone(), hold.clone());
         tokio::spawn(async move {
-            let res = submit(&raft, &peers, batch).await;
+            let res = submit(&raft, &peers, &hold, batch).await;
             drop(permit);
             fan_out(replies, res);
         });
@@ -715,6 +756,31 @@ enum SubmitError {
     Failed(EtcdError),
 }
 
+impl SubmitError {
+    fn error(self) -> EtcdError {
+        match self {
+            SubmitError::Unsent(e) | SubmitError::Failed(e) => e,
+        }
+    }
+}
+
+/// A local append's outcome, as Raft's responder gives it.
+fn written<E>(
+    res: Result<openraft::raft::ClientWriteResult<TypeConfig>, E>,
+) -> Result<Vec<synodpb::Response>, SubmitError> {
+    match res {
+        Ok(Ok(resp)) => Ok(resp.data.0.responses),
+        // Lost leadership before appending: the batch goes to the next leader.
+        Ok(Err(ClientWriteError::ForwardToLeader(_))) => {
+            Err(SubmitError::Unsent(EtcdError::NoLeader))
+        }
+        Ok(Err(e)) => Err(SubmitError::Failed(EtcdError::Internal(e.to_string()))),
+        Err(_) => Err(SubmitError::Failed(EtcdError::Internal(
+            "raft stopped".into(),
+        ))),
+    }
+}
+
 /// Appends a batch through the leader: this member's Raft when it leads,
 /// otherwise the leader's peer service. While there is no leader, or the
 /// leader is out of reach before the batch left, it waits for the next one,
@@ -722,12 +788,13 @@ enum SubmitError {
 async fn submit(
     raft: &Raft,
     peers: &network::Peers,
+    hold: &Hold,
     batch: synodpb::Batch,
 ) -> Result<Vec<synodpb::Response>, EtcdError> {
     let deadline = tokio::time::Instant::now() + PROPOSAL_TIMEOUT;
     loop {
         let (old, res) = match leadership(raft, peers) {
-            Leadership::Me => (None, write_local(raft, batch.clone()).await),
+            Leadership::Me => (None, write_local(raft, hold, batch.clone()).await),
             Leadership::Other(id, leader) => {
                 (Some(id), forward(raft, id, leader, batch.clone()).await)
             }
@@ -756,15 +823,22 @@ async fn submit(
 
 async fn write_local(
     raft: &Raft,
+    hold: &Hold,
     batch: synodpb::Batch,
 ) -> Result<Vec<synodpb::Response>, SubmitError> {
-    match raft.client_write(types::Proto(batch)).await {
-        Ok(resp) => Ok(resp.data.0.responses),
-        // Lost leadership before appending: the batch goes to the next leader.
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-            Err(SubmitError::Unsent(EtcdError::NoLeader))
+    let appended = loop {
+        if let Some(gate) = hold.enter().await {
+            let appended = raft.client_write_ff(types::Proto(batch)).await;
+            drop(gate);
+            break appended;
         }
-        Err(e) => Err(SubmitError::Failed(EtcdError::Internal(e.to_string()))),
+        hold.unpaused().await;
+    };
+    match appended {
+        Ok(pending) => written(pending.await),
+        Err(e) => Err(SubmitError::Failed(EtcdError::Internal(format!(
+            "raft stopped: {e}"
+        )))),
     }
 }
 

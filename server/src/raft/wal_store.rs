@@ -311,6 +311,11 @@ impl WalStore {
         }
     }
 
+    /// The index of the last entry handed to the log, synced or not.
+    pub fn last_index(&self) -> Option<u64> {
+        self.lock().log_state().last().map(|l| l.0.index)
+    }
+
     /// The numbering of openraft's appends (see `Syncs`).
     pub fn syncs(&self) -> Arc<Syncs> {
         self.syncs.clone()
