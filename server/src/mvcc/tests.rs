@@ -642,3 +642,51 @@ fn opening_reads_index_fields_as_the_full_decoder_does() {
         );
     }
 }
+
+/// The revision and the compaction point are stored only by batches that
+/// change them; batches that change neither (a lease grant, a txn that
+/// only reads, a delete that finds nothing) must leave both as they were
+/// across a restart, and a batch that changes one must store it.
+#[test]
+fn revision_and_compaction_point_survive_batches_that_keep_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
+        put(&s, "a", "1");
+        put(&s, "b", "2");
+        compact(&s, 2);
+        apply(
+            &s,
+            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 7 }),
+        );
+        apply(
+            &s,
+            request::Op::Txn(TxnRequest {
+                compare: vec![value_is("a", "not 1")],
+                failure: vec![RequestOp {
+                    request: Some(request_op::Request::RequestRange(RangeRequest {
+                        key: "a".into(),
+                        ..Default::default()
+                    })),
+                }],
+                ..Default::default()
+            }),
+        );
+        apply(
+            &s,
+            request::Op::DeleteRange(DeleteRangeRequest {
+                key: "missing".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!((s.current_rev(), s.compact_rev()), (3, 2));
+        db.flush().unwrap();
+    }
+    let db = sled::open(dir.path()).unwrap();
+    let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
+    assert_eq!((s.current_rev(), s.compact_rev()), (3, 2));
+    assert!(matches!(get(&s, "a", 1), Err(EtcdError::Compacted)));
+    put(&s, "c", "3");
+    assert_eq!(get(&s, "c", 0).unwrap().unwrap().mod_revision, 4);
+}
