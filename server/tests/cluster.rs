@@ -719,6 +719,32 @@ async fn leadership_moved_under_writers(kind: &'static str) {
     );
     assert!(resumed.is_some(), "{kind}: no write after the move");
     all_members_hold(&w.c, "w/", &acked).await;
+
+    // A MoveLeader its client gives up on while leadership is being handed
+    // over (etcdctl's 5 s timeout ends first when the transfer stalls) must
+    // not leave the member holding writes back: each member then still
+    // takes a write within etcdctl's timeout.
+    let c = &w.c;
+    let leader = c.leader(Duration::from_secs(5)).await;
+    let other = (leader + 1) % c.len();
+    let other_id = u64::from_str_radix(&member_id(c, leader, &format!("m{other}")), 16).unwrap();
+    let mut m = MaintenanceClient::new(channel(c.url(leader)));
+    for ms in [1, 3, 10, 30] {
+        let mut req = tonic::Request::new(MoveLeaderRequest {
+            target_id: other_id,
+        });
+        req.set_timeout(Duration::from_millis(ms));
+        let _ = m.move_leader(req).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..c.len() {
+        let out = change(c, i, &["put", "after-cancel", &i.to_string()], ELECTING).await;
+        assert!(
+            out.status.success(),
+            "{kind}: m{i} refused a write after a cancelled MoveLeader: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

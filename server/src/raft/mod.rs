@@ -98,9 +98,28 @@ pub struct Node {
 struct Hold {
     paused: tokio::sync::watch::Sender<bool>,
     gate: tokio::sync::Mutex<()>,
+    /// One hand-over at a time: the first to end would lift the other's
+    /// pause.
+    transfer: tokio::sync::Mutex<()>,
+}
+
+/// The pause of one hand-over, lifted when dropped: however the hand-over
+/// ends, a client that gives up on MoveLeader included (its handler is
+/// dropped mid-way), writes must not stay held back.
+struct Pause<'a>(&'a Hold);
+
+impl Drop for Pause<'_> {
+    fn drop(&mut self) {
+        self.0.paused.send_replace(false);
+    }
 }
 
 impl Hold {
+    fn pause(&self) -> Pause<'_> {
+        self.paused.send_replace(true);
+        Pause(self)
+    }
+
     /// The right to append, kept until the entry is queued in Raft; none
     /// while a hand-over is under way.
     async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -263,6 +282,7 @@ impl Node {
         let hold = Arc::new(Hold {
             paused: tokio::sync::watch::channel(false).0,
             gate: tokio::sync::Mutex::new(()),
+            transfer: tokio::sync::Mutex::new(()),
         });
         let (rtx, rrx) = mpsc::unbounded_channel();
         let node = Arc::new(Node {
@@ -365,6 +385,9 @@ impl Node {
     /// followers refuse while their leader lease runs).
     pub async fn move_leader(&self, target: NodeId) -> Result<(), EtcdError> {
         let deadline = tokio::time::Instant::now() + TRANSFER_TIMEOUT;
+        let _one = tokio::time::timeout_at(deadline, self.hold.transfer.lock())
+            .await
+            .map_err(|_| EtcdError::TimeoutLeaderTransfer)?;
         if !matches!(leadership(&self.raft, &self.peers), Leadership::Me) {
             return Err(EtcdError::NotLeader);
         }
@@ -383,10 +406,10 @@ impl Node {
                 .map(|n| n.addr.clone())
                 .ok_or(EtcdError::BadLeaderTransferee)?
         };
-        self.hold.paused.send_replace(true);
-        let res = self.hand_over(target, &addr, deadline).await;
-        self.hold.paused.send_replace(false);
-        res
+        let _paused = self.hold.pause();
+        tokio::time::timeout_at(deadline, self.hand_over(target, &addr, deadline))
+            .await
+            .unwrap_or(Err(EtcdError::TimeoutLeaderTransfer))
     }
 
     async fn hand_over(
