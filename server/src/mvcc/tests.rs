@@ -277,6 +277,13 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+fn grant(store: &Store, id: i64, ttl: i64) {
+    apply(
+        store,
+        request::Op::LeaseGrant(LeaseGrantRequest { ttl, id }),
+    );
+}
+
 fn compact(store: &Store, rev: i64) {
     apply(
         store,
@@ -326,10 +333,7 @@ fn compacted_records_are_deleted_in_the_background_even_across_restarts() {
 #[test]
 fn leases_attach_and_revoke_in_one_revision() {
     let (_d, s) = open();
-    apply(
-        &s,
-        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 7 }),
-    );
+    grant(&s, 7, 10);
     for k in ["x", "y"] {
         apply(
             &s,
@@ -361,10 +365,7 @@ fn reopening_rebuilds_index_and_leases() {
     {
         let db = sled::open(dir.path()).unwrap();
         let s = Store::open(db.open_tree("sm").unwrap()).unwrap();
-        apply(
-            &s,
-            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 9 }),
-        );
+        grant(&s, 9, 30);
         apply(
             &s,
             request::Op::Put(PutRequest {
@@ -507,15 +508,9 @@ fn nested_compares_see_the_state_before_the_txn() {
 #[test]
 fn an_expired_lease_is_not_renewed() {
     let (_d, s) = open();
-    apply(
-        &s,
-        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 0, id: 3 }),
-    );
+    grant(&s, 3, 0);
     assert_eq!(s.keep_alive(3), None);
-    apply(
-        &s,
-        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 4 }),
-    );
+    grant(&s, 4, 60);
     assert_eq!(s.keep_alive(4), Some(60));
 }
 
@@ -523,10 +518,7 @@ fn an_expired_lease_is_not_renewed() {
 fn expired_leases_are_revoked_one_revision_each() {
     let (_d, s) = open();
     for id in [1, 2, 3] {
-        apply(
-            &s,
-            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id }),
-        );
+        grant(&s, id, 10);
     }
     // Lease 2 has no keys: revoking it writes nothing and takes no revision.
     for (k, lease) in [("a", 1), ("b", 1), ("c", 3)] {
@@ -591,10 +583,7 @@ fn a_failed_apply_stops_serving_rather_than_serve_memory_ahead_of_disk() {
 #[test]
 fn a_streamed_dump_reads_back_as_the_dump() {
     let (_d, s) = open();
-    apply(
-        &s,
-        request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 5 }),
-    );
+    grant(&s, 5, 30);
     for i in 0..300 {
         put(&s, &format!("k{}", i % 40), &"v".repeat(i));
     }
@@ -656,10 +645,7 @@ fn revision_and_compaction_point_survive_batches_that_keep_them() {
         put(&s, "a", "1");
         put(&s, "b", "2");
         compact(&s, 2);
-        apply(
-            &s,
-            request::Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 7 }),
-        );
+        grant(&s, 7, 30);
         apply(
             &s,
             request::Op::Txn(TxnRequest {
