@@ -120,17 +120,33 @@ impl Hold {
         Pause(self)
     }
 
-    /// The right to append, kept until the entry is queued in Raft; none
-    /// while a hand-over is under way.
-    async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let gate = self.gate.lock().await;
-        (!*self.paused.borrow()).then_some(gate)
+    /// Queues `batch` in Raft, holding the gate until it is queued, unless
+    /// a hand-over is under way: then the batch is handed back.
+    async fn append(
+        &self,
+        raft: &Raft,
+        batch: synodpb::Batch,
+    ) -> Result<Result<Appended, EtcdError>, synodpb::Batch> {
+        let _gate = self.gate.lock().await;
+        if *self.paused.borrow() {
+            return Err(batch);
+        }
+        Ok(raft
+            .client_write_ff(types::Proto(batch))
+            .await
+            .map_err(|e| EtcdError::Internal(format!("raft stopped: {e}"))))
     }
 
     async fn unpaused(&self) {
         let _ = self.paused.subscribe().wait_for(|p| !*p).await;
     }
 }
+
+/// What Raft hands back for a queued write: its outcome, once applied.
+type Appended =
+    <<TypeConfig as openraft::RaftTypeConfig>::Responder as openraft::raft::responder::Responder<
+        TypeConfig,
+    >>::Receiver;
 
 /// Who serves writes and linearizable reads right now, as this member sees it.
 enum Leadership {
@@ -725,20 +741,14 @@ async fn proposer(
             }
         }
         let batch = synodpb::Batch { requests: reqs };
-        let gate = match leadership(&raft, &peers) {
-            Leadership::Me => hold.enter().await,
-            _ => None,
-        };
-        if let Some(gate) = gate {
+        let batch = if let Leadership::Me = leadership(&raft, &peers) {
             // The common case, kept free of extra hops: append right here,
             // and let a task wait for the result. Leadership lost just now
             // answers "no leader", which clients retry.
             let before = waiting.syncs.appended();
             let size = replies.len();
-            let appended = raft.client_write_ff(types::Proto(batch)).await;
-            drop(gate);
-            match appended {
-                Ok(pending) => {
+            match hold.append(&raft, batch).await {
+                Ok(Ok(pending)) => {
                     let waiting = waiting.clone();
                     tokio::spawn(async move {
                         let mut permit = Some(permit);
@@ -753,14 +763,17 @@ async fn proposer(
                         drop(permit);
                         fan_out(replies, written(res).map_err(SubmitError::error));
                     });
+                    continue;
                 }
-                Err(e) => fan_out(
-                    replies,
-                    Err(EtcdError::Internal(format!("raft stopped: {e}"))),
-                ),
+                Ok(Err(e)) => {
+                    fan_out(replies, Err(e));
+                    continue;
+                }
+                Err(batch) => batch,
             }
-            continue;
-        }
+        } else {
+            batch
+        };
         // Not leading, or a hand-over began while this batch formed: it
         // goes the way that waits and retries.
         let (raft, peers, hold) = (raft.clone(), peers.clone(), hold.clone());
@@ -847,21 +860,20 @@ async fn submit(
 async fn write_local(
     raft: &Raft,
     hold: &Hold,
-    batch: synodpb::Batch,
+    mut batch: synodpb::Batch,
 ) -> Result<Vec<synodpb::Response>, SubmitError> {
     let appended = loop {
-        if let Some(gate) = hold.enter().await {
-            let appended = raft.client_write_ff(types::Proto(batch)).await;
-            drop(gate);
-            break appended;
+        match hold.append(raft, batch).await {
+            Ok(appended) => break appended,
+            Err(back) => {
+                batch = back;
+                hold.unpaused().await;
+            }
         }
-        hold.unpaused().await;
     };
     match appended {
         Ok(pending) => written(pending.await),
-        Err(e) => Err(SubmitError::Failed(EtcdError::Internal(format!(
-            "raft stopped: {e}"
-        )))),
+        Err(e) => Err(SubmitError::Failed(e)),
     }
 }
 
