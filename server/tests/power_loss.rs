@@ -63,6 +63,10 @@ fn acknowledged_writes_survive_a_power_cut() {
         ("LD_PRELOAD", lib.to_str().unwrap()),
         ("SHADOW_SRC", dir.to_str().unwrap()),
         ("SHADOW_DST", shadow.to_str().unwrap()),
+        // The shim copies a whole file on each sync, and WAL chunks are
+        // written full size up front; small ones keep the copies cheap and
+        // make the run cross many chunk changes.
+        ("SYNOD_TEST_WAL_CHUNK_SIZE", "262144"),
     ];
     // Snapshots (a sled sync, then a purge of the WAL behind it) every 100
     // entries, so the run crosses many of them.

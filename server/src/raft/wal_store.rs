@@ -6,18 +6,28 @@
 //! thread of its own and calls back only after the sync, with its result; so
 //! openraft hears "flushed" exactly when the entries are on disk.
 //!
+//! Chunk files are written full of zeros before any record goes in (our
+//! patch of chunked-wal, third_party/README.md), so a sync after an append
+//! writes only data, never the inode for a new file size. The records of a
+//! chunk therefore end where its zeros start, not at the end of the file.
+//!
 //! What open does with a damaged log (documented by the tests below):
 //! - a record cut short at the end of the last chunk (a write torn by a crash)
-//!   is cut off, and the log ends at the last whole record;
-//! - a damaged record followed only by zeros up to the end of the file (ext4
-//!   can extend a file before its data reaches the disk) is cut off the same
-//!   way;
-//! - any other damage (a CRC mismatch with data after it) makes open fail with
-//!   an `InvalidData` error naming the chunk and offset ("crc32 checksum
-//!   mismatch: expected .., got .., while Record::decode(); when:(decode
-//!   Record at offset 890); when:(iterate ChunkId(..))"): the log is never
-//!   served past a hole, and acknowledged entries after it are not silently
-//!   dropped. The operator has to look.
+//!   is cut off, and the log ends at the last whole record. In the zeros of
+//!   a preallocated chunk a torn write reads back as a record with a
+//!   sector's share of it (512 bytes, or the part of the record in a sector)
+//!   all zero, etcd's rule for a torn entry; in a file that grows, as a short
+//!   record;
+//! - zeros from the end of a record to the end of the file are unused space
+//!   (a preallocated chunk's, or a file ext4 extended before its data reached
+//!   the disk): the records end there, and writes go on from there;
+//! - any other damage (a CRC mismatch in a record with no zeroed share of a
+//!   sector) makes open fail with an `InvalidData` error naming
+//!   the chunk and offset ("crc32 checksum mismatch: expected .., got ..,
+//!   while Record::decode(); when:(decode Record at offset 890);
+//!   when:(iterate ChunkId(..))"): the log is never served past a hole, and
+//!   acknowledged entries after it are not silently dropped. The operator
+//!   has to look.
 //!
 //! This relies on our codec reporting a short read as `UnexpectedEof`: raft-log
 //! cuts only on that kind (or on zeros), and refuses to open on anything else.
@@ -154,11 +164,9 @@ impl Syncs {
     }
 }
 
-fn config(dir: &Path) -> raft_log::Config {
+fn config(dir: &Path, chunk_size: usize) -> raft_log::Config {
     let mut c = raft_log::Config::new(dir.display());
-    // Small chunks are unlinked sooner after a purge, and a chunk is what a
-    // restart replays at most beyond the purge point.
-    c.wal.chunk_max_size = Some(64 << 20);
+    c.wal.chunk_max_size = Some(chunk_size);
     // openraft 0.9 has one append in flight, so nothing else could join a
     // batch during the default 1 ms wait: it would only add latency.
     c.wal.flush_batch_wait = Some(Duration::ZERO);
@@ -208,6 +216,19 @@ impl WalStore {
     /// Opens (or creates) the log in `dir`. Fails if the log is damaged other
     /// than at its tail; see the module comment.
     pub fn open(dir: &Path) -> io::Result<Self> {
+        // Small chunks are unlinked sooner after a purge, and a chunk is what
+        // a restart replays at most beyond the purge point. Each chunk is
+        // written full of zeros before use, so tests that copy the log on
+        // every sync (power_loss.rs) make them smaller: the variable is for
+        // tests, not documented for users.
+        let chunk_size = std::env::var("SYNOD_TEST_WAL_CHUNK_SIZE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64 << 20);
+        Self::open_sized(dir, chunk_size)
+    }
+
+    fn open_sized(dir: &Path, chunk_size: usize) -> io::Result<Self> {
         let created = !dir.exists();
         std::fs::create_dir_all(dir)?;
         if created {
@@ -216,7 +237,7 @@ impl WalStore {
                 std::fs::File::open(parent)?.sync_all()?;
             }
         }
-        let log = RaftLog::open(Arc::new(config(dir)))?;
+        let log = RaftLog::open(Arc::new(config(dir, chunk_size)))?;
         Ok(WalStore {
             syncs: Arc::default(),
             log: Arc::new(Mutex::new(log)),
@@ -523,7 +544,7 @@ mod tests {
                 .open()
                 .expect("sled");
             let store = Store::open(db.open_tree("sm").expect("tree")).expect("store");
-            let wal = WalStore::open(&dir.path().join("wal")).expect("wal");
+            let wal = open(&dir.path().join("wal")).expect("wal");
             let durable = SledSync::new(db, &dir.path().join("db")).expect("sled sync");
             let sm = StateMachine::open(Arc::new(store), Arc::new(durable), dir.path())
                 .expect("state machine");
@@ -543,12 +564,16 @@ mod tests {
     }
 
     fn entry(term: u64, index: u64) -> Entry {
+        entry_sized(term, index, 40)
+    }
+
+    fn entry_sized(term: u64, index: u64, value_len: usize) -> Entry {
         let batch = synodpb::Batch {
             requests: vec![synodpb::Request {
                 op: Some(synodpb::request::Op::Put(
                     synod_proto::etcdserverpb::PutRequest {
                         key: format!("key-{index}").into_bytes(),
-                        value: vec![index as u8; 40],
+                        value: vec![index as u8 | 1; value_len],
                         ..Default::default()
                     },
                 )),
@@ -603,7 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vote = Vote::new_committed(3, 1);
         {
-            let mut s = WalStore::open(dir.path()).unwrap();
+            let mut s = open(dir.path()).unwrap();
             s.save_vote(&vote).await.unwrap();
             s.append_wait(entries(1..=20)).await.unwrap();
             s.truncate(log_id(1, 16)).await.unwrap();
@@ -615,7 +640,7 @@ mod tests {
             // A commit point is synced by the next durable write.
             s.save_vote(&vote).await.unwrap();
         }
-        let mut s = WalStore::open(dir.path()).unwrap();
+        let mut s = open(dir.path()).unwrap();
         assert_eq!(s.read_vote().await.unwrap(), Some(vote));
         assert_eq!(s.read_committed().await.unwrap(), Some(log_id(3, 16)));
         let st = s.get_log_state().await.unwrap();
@@ -630,7 +655,7 @@ mod tests {
     #[tokio::test]
     async fn invariant_breaking_requests_are_skipped_or_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = WalStore::open(dir.path()).unwrap();
+        let mut s = open(dir.path()).unwrap();
         s.append_wait(entries(1..=5)).await.unwrap();
         // Beyond the last entry: not recorded, not an error.
         s.save_committed(Some(log_id(1, 9))).await.unwrap();
@@ -658,28 +683,74 @@ mod tests {
         assert!(s.save_vote(&Vote::new(4, 1)).await.is_err());
         s.truncate(log_id(1, 4)).await.unwrap();
         drop(s);
-        let mut s = WalStore::open(dir.path()).unwrap();
+        let mut s = open(dir.path()).unwrap();
         assert!(same(&read_all(&mut s).await, &entries(2..=3)));
     }
 
-    /// Writes entries 1..=9, then 10 on its own, and returns the last chunk
-    /// and the byte range entry 10's record occupies in it.
-    async fn write_log(dir: &Path) -> (PathBuf, u64, u64) {
-        let s = WalStore::open(dir).unwrap();
+    /// Chunks as small as a test needs, as each is filled with zeros first.
+    const CHUNK: usize = 256 << 10;
+
+    fn open(dir: &Path) -> io::Result<WalStore> {
+        WalStore::open_sized(dir, CHUNK)
+    }
+
+    /// Where the records of the open chunk end, within its file.
+    fn records_end(s: &WalStore) -> u64 {
+        let c = s.lock().stat().open_chunk;
+        c.global_end - c.global_start
+    }
+
+    fn chunks(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "wal")
+            })
+            .count()
+    }
+
+    /// Writes entries 1..=9, then `last` (index 10) on its own, and returns
+    /// the last chunk and the byte range `last`'s record occupies in it.
+    async fn write_log(dir: &Path, last: Entry) -> (PathBuf, u64, u64) {
+        let s = open(dir).unwrap();
         s.append_wait(entries(1..=9)).await.unwrap();
         let chunk = last_chunk(dir);
-        let before = std::fs::metadata(&chunk).unwrap().len();
-        s.append_wait(vec![entry(1, 10)]).await.unwrap();
+        let before = records_end(&s);
+        s.append_wait(vec![last]).await.unwrap();
         assert_eq!(last_chunk(dir), chunk);
-        let after = std::fs::metadata(&chunk).unwrap().len();
+        let after = records_end(&s);
         drop(s);
+        // Preallocated: the file is longer than its records.
+        assert_eq!(std::fs::metadata(&chunk).unwrap().len(), CHUNK as u64);
         (chunk, before, after)
+    }
+
+    /// Opens a log whose entry 10 was lost, and checks that it ends at entry
+    /// 9 and goes on from there, across a restart.
+    async fn goes_on_from_nine(dir: &Path, case: &str) {
+        let mut s = open(dir).unwrap_or_else(|e| panic!("open, {case}: {e}"));
+        let st = s.get_log_state().await.unwrap();
+        assert_eq!(st.last_log_id, Some(log_id(1, 9)), "{case}");
+        assert!(same(&read_all(&mut s).await, &entries(1..=9)), "{case}");
+        s.append_wait(vec![entry(2, 10)]).await.unwrap();
+        drop(s);
+        let mut s = open(dir).unwrap();
+        let got = read_all(&mut s).await;
+        assert_eq!(got.last().unwrap().log_id, log_id(2, 10), "{case}");
+        assert_eq!(got.len(), 10, "{case}");
     }
 
     #[tokio::test]
     async fn a_torn_last_record_is_cut_never_served() {
+        // A file that grows (a log written before chunks were preallocated,
+        // or one whose preallocation a crash cut short): a torn write leaves
+        // it short, at any byte.
         let dir = tempfile::tempdir().unwrap();
-        let (chunk, start, end) = write_log(dir.path()).await;
+        let (chunk, start, end) = write_log(dir.path(), entry(1, 10)).await;
         assert!(end > start + 40, "the record holds the payload");
         for cut in start..end {
             let copy = tempfile::tempdir().unwrap();
@@ -691,50 +762,95 @@ mod tests {
                 .unwrap()
                 .set_len(cut)
                 .unwrap();
-            let mut s = WalStore::open(copy.path())
-                .unwrap_or_else(|e| panic!("open with the tail cut at {cut}: {e}"));
-            let st = s.get_log_state().await.unwrap();
-            assert_eq!(st.last_log_id, Some(log_id(1, 9)), "cut at {cut}");
-            assert!(same(&read_all(&mut s).await, &entries(1..=9)));
-            // The log goes on from the last whole record.
-            s.append_wait(vec![entry(2, 10)]).await.unwrap();
-            drop(s);
-            let mut s = WalStore::open(copy.path()).unwrap();
-            let got = read_all(&mut s).await;
-            assert_eq!(got.last().unwrap().log_id, log_id(2, 10), "cut at {cut}");
+            goes_on_from_nine(copy.path(), &format!("cut at {cut}")).await;
         }
         // Untouched, all ten entries are there.
-        let mut s = WalStore::open(dir.path()).unwrap();
+        let mut s = open(dir.path()).unwrap();
         assert!(same(&read_all(&mut s).await, &entries(1..=10)));
+    }
+
+    /// The shares of `start..end` in each 512-byte disk sector.
+    fn sector_shares(start: u64, end: u64) -> Vec<(usize, usize)> {
+        let mut shares = Vec::new();
+        let mut at = start;
+        while at < end {
+            let to = ((at / 512 + 1) * 512).min(end);
+            shares.push((at as usize, to as usize));
+            at = to;
+        }
+        shares
+    }
+
+    #[tokio::test]
+    async fn a_write_torn_into_preallocated_space_is_cut() {
+        // In a preallocated chunk a crash leaves the file's length alone: of
+        // the sectors the last write covered, any set reached the disk and
+        // the others still hold zeros. Every such set is tried.
+        let dir = tempfile::tempdir().unwrap();
+        let (chunk, start, end) = write_log(dir.path(), entry_sized(1, 10, 2000)).await;
+        let shares = sector_shares(start, end);
+        assert!(shares.len() >= 4, "the record spans sectors: {shares:?}");
+        let whole = std::fs::read(&chunk).unwrap();
+        for kept in 0..(1u32 << shares.len()) - 1 {
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(dir.path(), copy.path());
+            let mut bytes = whole.clone();
+            for (i, (a, b)) in shares.iter().enumerate() {
+                if kept & (1 << i) == 0 {
+                    bytes[*a..*b].fill(0);
+                }
+            }
+            std::fs::write(copy.path().join(chunk.file_name().unwrap()), &bytes).unwrap();
+            goes_on_from_nine(copy.path(), &format!("sectors kept {kept:b}")).await;
+        }
+        let mut s = open(dir.path()).unwrap();
+        let mut want = entries(1..=9);
+        want.push(entry_sized(1, 10, 2000));
+        assert!(same(&read_all(&mut s).await, &want));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_last_record_before_the_zeros_fails_open() {
+        // Damage, not a torn write: no sector's share of the record is zero.
+        // Cutting it would drop an acknowledged entry without a word.
+        for last in [entry(1, 10), entry_sized(1, 10, 2000)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (chunk, start, end) = write_log(dir.path(), last).await;
+            let mut bytes = std::fs::read(&chunk).unwrap();
+            bytes[((start + end) / 2) as usize] ^= 0x40;
+            std::fs::write(&chunk, &bytes).unwrap();
+            let err = match open(dir.path()) {
+                Ok(_) => panic!("a damaged entry must not be cut silently"),
+                Err(e) => e,
+            };
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        }
     }
 
     #[tokio::test]
     async fn a_zeroed_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
-        let (chunk, start, end) = write_log(dir.path()).await;
-        // The last record's bytes lost and the file extended with zeros, as
-        // ext4 data=writeback can leave it.
+        let (chunk, start, end) = write_log(dir.path(), entry(1, 10)).await;
+        // A file that grew: the last record's bytes lost and the file
+        // extended with zeros, as ext4 data=writeback can leave it.
         let mut bytes = std::fs::read(&chunk).unwrap();
+        bytes.truncate(end as usize);
         bytes[start as usize..end as usize].fill(0);
         bytes.extend(std::iter::repeat_n(0u8, 4096));
         std::fs::write(&chunk, &bytes).unwrap();
-        let mut s = WalStore::open(dir.path()).unwrap();
-        assert_eq!(
-            s.get_log_state().await.unwrap().last_log_id,
-            Some(log_id(1, 9))
-        );
-        assert!(same(&read_all(&mut s).await, &entries(1..=9)));
+        goes_on_from_nine(dir.path(), "zeroed").await;
     }
 
     #[tokio::test]
     async fn a_corrupt_record_in_the_middle_fails_open() {
         let dir = tempfile::tempdir().unwrap();
-        let (chunk, start, _) = write_log(dir.path()).await;
+        let (chunk, start, _) = write_log(dir.path(), entry(1, 10)).await;
         // A byte inside entry 9's record, with entry 10 whole after it.
         let mut bytes = std::fs::read(&chunk).unwrap();
         bytes[start as usize - 20] ^= 0x40;
         std::fs::write(&chunk, &bytes).unwrap();
-        let err = match WalStore::open(dir.path()) {
+        let err = match open(dir.path()) {
             Ok(_) => panic!("a log with a hole must not open"),
             Err(e) => e,
         };
@@ -743,5 +859,69 @@ mod tests {
         // Record::decode(); when:(decode Record at offset 890); when:(iterate
         // ChunkId(00_000_000_000_000_000_000))"
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn chunks_are_preallocated_and_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut want = Vec::new();
+        let mut next = 1;
+        for restart in 0..3 {
+            let mut s = open(dir.path()).unwrap();
+            assert!(same(&read_all(&mut s).await, &want), "restart {restart}");
+            if restart > 0 {
+                // A restart goes on in the open chunk, not a new one.
+                assert_eq!(chunks(dir.path()), restart + 1);
+            }
+            // Into a new chunk, and past its half, where the spare for the
+            // next one is prepared; in batches of ten.
+            while chunks(dir.path()) < restart + 2 || records_end(&s) < CHUNK as u64 / 2 + 4096 {
+                let batch: Vec<Entry> =
+                    (next..next + 10).map(|i| entry_sized(1, i, 2000)).collect();
+                s.append_wait(batch.clone()).await.unwrap();
+                want.extend(batch);
+                next += 10;
+            }
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+            .collect();
+        files.sort();
+        let open_chunk = files.pop().unwrap();
+        assert_eq!(std::fs::metadata(&open_chunk).unwrap().len(), CHUNK as u64);
+        // The spare for the next chunk is no chunk: the log opens whole.
+        assert!(dir.path().join("spare.chunk").exists());
+        let mut s = open(dir.path()).unwrap();
+        assert!(same(&read_all(&mut s).await, &want));
+    }
+
+    #[tokio::test]
+    async fn a_new_chunk_whose_first_sector_never_reached_the_disk_is_dropped() {
+        // The first sector of a chunk holds its initial record. Lost, with
+        // later sectors written, the chunk was never synced: nothing in it was
+        // acknowledged, and the log ends with the chunk before.
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path()).unwrap();
+        let mut next = 1;
+        while chunks(dir.path()) < 2 || records_end(&s) < 4096 {
+            s.append_wait((next..next + 10).map(|i| entry_sized(1, i, 2000)).collect())
+                .await
+                .unwrap();
+            next += 10;
+        }
+        drop(s);
+        let last = last_chunk(dir.path());
+        let without = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), without.path());
+        std::fs::remove_file(without.path().join(last.file_name().unwrap())).unwrap();
+        let mut bytes = std::fs::read(&last).unwrap();
+        bytes[..512].fill(0);
+        std::fs::write(&last, &bytes).unwrap();
+        let got = read_all(&mut open(dir.path()).unwrap()).await;
+        let want = read_all(&mut open(without.path()).unwrap()).await;
+        assert!(!want.is_empty() && same(&got, &want));
+        assert!(got.last().unwrap().log_id.index < next - 1);
     }
 }

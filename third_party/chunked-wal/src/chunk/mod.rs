@@ -13,6 +13,7 @@ pub mod chunk_id;
 pub mod closed_chunk;
 pub mod open_chunk;
 pub mod record_iterator;
+pub(crate) mod spare;
 
 use std::fs::File;
 use std::fs::OpenOptions;
@@ -31,6 +32,7 @@ use record_iterator::RecordIterator;
 use crate::Config;
 use crate::chunk::chunk_id::ChunkId;
 use crate::num::format_pad9_u64;
+use crate::offset_reader::OffsetReader;
 use crate::types::Segment;
 
 /// Represents a chunk of the Write-Ahead Log containing a sequence of records.
@@ -138,11 +140,11 @@ impl<Rec> Chunk<Rec> {
         chunk_id: ChunkId,
     ) -> Result<File, io::Error> {
         let path = config.chunk_path(chunk_id);
-        // Reads are positional, and append mode keeps every write at the end
-        // of the file regardless of this file description's cursor.
+        // Reads are positional. Synod's patch: no append mode, as chunks are
+        // preallocated and the flush worker seeks to the records' end.
         let f = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .open(path)
             .context(|| format!("open {}", chunk_id))?;
 
@@ -209,8 +211,9 @@ where Rec: Decode + 'static
 
     /// Handles a record read error and determines if truncation should occur.
     ///
-    /// Returns `Ok(true)` if the file should be truncated at the error
-    /// position. Returns `Err` if the error is unrecoverable.
+    /// Returns `Ok(false)` if the records simply end here, `Ok(true)` if the
+    /// file should be truncated at the error position. Returns `Err` if the
+    /// error is unrecoverable.
     fn handle_record_error(
         io_err: io::Error,
         file: Arc<File>,
@@ -219,6 +222,16 @@ where Rec: Decode + 'static
         config: &Config,
         allow_truncate: bool,
     ) -> Result<bool, io::Error> {
+        let offset = global_offset - chunk_id.offset();
+
+        // Synod's patch: zeros to the end are a preallocated chunk's unused
+        // space (see `spare`), where the records end and writes go on.
+        if io_err.kind() != io::ErrorKind::UnexpectedEof
+            && Self::verify_trailing_zeros(file.clone(), offset, chunk_id)?
+        {
+            return Ok(false);
+        }
+
         let at = format!(
             "at offset {} in chunk {}",
             format_pad9_u64(global_offset),
@@ -243,26 +256,47 @@ where Rec: Decode + 'static
             return Err(io_err);
         }
 
-        // Other errors: check for trailing zeros (can happen with EXT4
-        // data=writeback mode where data and metadata are written in arbitrary
-        // order)
-        let all_zero = Self::verify_trailing_zeros(
-            file,
-            global_offset - chunk_id.offset(),
-            chunk_id,
-        )?;
-
-        if all_zero && can_truncate {
-            warn!("Trailing zeros {at}; truncating");
-            return Ok(true);
-        }
-
-        if all_zero {
-            error!("Trailing zeros {at}; truncate disabled");
+        if Self::is_torn(&file, offset)? {
+            if can_truncate {
+                warn!("Torn write {at}; truncating");
+                return Ok(true);
+            }
+            error!("Torn write {at}; truncate disabled");
         } else {
             error!("Damaged record({}) {at}", io_err);
         }
         Err(io_err)
+    }
+
+    /// Synod's patch: etcd's rule for a torn write (`isTornEntry` in its
+    /// wal/decoder.go). A write cut short by a crash reaches the disk in
+    /// whole sectors, and in a preallocated chunk the sectors it never
+    /// reached read back as zeros, not as a short file. So a record that
+    /// fails to decode and has a sector's share of itself all zero was never
+    /// written out; one with no such share is damage, and opening fails.
+    pub(crate) fn is_torn(file: &File, offset: u64) -> Result<bool, io::Error> {
+        const SECTOR: u64 = 512;
+
+        // How far the record reaches, as far as its own lengths say.
+        let mut r = OffsetReader::new(io::BufReader::new(ReadAt {
+            f: file,
+            pos: offset,
+        }));
+        let _ = Rec::decode(&mut r);
+        let end = offset + r.offset() as u64;
+
+        let mut bytes = vec![0u8; (end - offset) as usize];
+        file.read_exact_at(&mut bytes, offset)?;
+        let mut start = offset;
+        while start < end {
+            let piece_end = ((start / SECTOR + 1) * SECTOR).min(end);
+            let piece = &bytes[(start - offset) as usize..(piece_end - offset) as usize];
+            if piece.iter().all(|b| *b == 0) {
+                return Ok(true);
+            }
+            start = piece_end;
+        }
+        Ok(false)
     }
 
     /// Checks if a file contains only zero bytes from a specified offset to the
@@ -294,16 +328,9 @@ where Rec: Decode + 'static
             return Ok(true);
         }
 
-        const WARN_THRESHOLD: u64 = 64 * 1024; // 64KB
-        if file_size - start_offset > WARN_THRESHOLD {
-            warn!(
-                "Large maybe damaged section detected: {} bytes to the end; in chunk {}",
-                file_size - start_offset,
-                chunk_id
-            );
-        }
-
-        const READ_CHUNK_SIZE: usize = 1024; // 1KB
+        // Synod's patch: a preallocated chunk's unused space is read on
+        // every open, so in large reads and without a warning.
+        const READ_CHUNK_SIZE: usize = 1 << 20;
         let mut buffer = vec![0u8; READ_CHUNK_SIZE];
 
         loop {
@@ -397,6 +424,20 @@ where Rec: Decode + 'static
             segment,
             self.chunk_id()
         );
+    }
+}
+
+/// Reads a file from a position without moving its cursor.
+struct ReadAt<'a> {
+    f: &'a File,
+    pos: u64,
+}
+
+impl io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.f.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

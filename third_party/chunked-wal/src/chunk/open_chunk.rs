@@ -1,7 +1,7 @@
 use std::fs::File;
-use std::fs::OpenOptions;
 use std::io;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use codeq::Encode;
@@ -9,6 +9,7 @@ use codeq::Encode;
 use crate::ChunkId;
 use crate::Config;
 use crate::chunk::Chunk;
+use crate::chunk::spare::Spare;
 use crate::types::Segment;
 
 #[derive(Debug)]
@@ -43,8 +44,9 @@ where Rec: Encode
     pub(crate) fn create_empty(
         config: Arc<Config>,
         chunk_id: ChunkId,
+        spare: &Spare,
     ) -> Result<Self, io::Error> {
-        let f = Self::create_file(config.clone(), chunk_id)?;
+        let f = Self::create_file(config.clone(), chunk_id, spare)?;
 
         let open = Self::from_file(chunk_id, f)?;
 
@@ -78,8 +80,9 @@ where Rec: Encode
         config: Arc<Config>,
         chunk_id: ChunkId,
         initial_record: Rec,
+        spare: &Spare,
     ) -> Result<Self, io::Error> {
-        let mut open = Self::create_empty(config, chunk_id)?;
+        let mut open = Self::create_empty(config, chunk_id, spare)?;
 
         open.append_record(&initial_record)?;
         open.chunk.f.write_all(&open.pending_data)?;
@@ -91,15 +94,12 @@ where Rec: Encode
     pub(crate) fn create_file(
         config: Arc<Config>,
         chunk_id: ChunkId,
+        spare: &Spare,
     ) -> Result<Arc<File>, io::Error> {
-        let path = config.chunk_path(chunk_id);
-        // Append mode keeps every write at the end of the file, so a stray
-        // seek on this shared file description cannot misplace one.
-        let f = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .create_new(true)
-            .open(path)?;
+        // Synod's patch: a prepared file of zeros, not an empty one. Writes
+        // go to the records' end with a seek (the flush worker's), as the
+        // file's end is the preallocated space's.
+        let f = spare.take(Path::new(&config.chunk_path(chunk_id)))?;
 
         // Commit the new file name before any of its records can be
         // acknowledged as durable.

@@ -18,6 +18,7 @@ use crate::api::state_machine::StateMachine;
 use crate::api::wal::WAL;
 use crate::chunk::closed_chunk::ClosedChunk;
 use crate::chunk::open_chunk::OpenChunk;
+use crate::chunk::spare::Spare;
 use crate::num::format_pad_u64;
 use crate::stat::ChunkStat;
 use crate::stat::FlushMetrics;
@@ -65,6 +66,9 @@ where W: WalTypes
     ///
     /// `None` once the worker has been joined.
     worker_handle: Option<JoinHandle<()>>,
+
+    /// Synod's patch: the next chunk's file, filled in the background.
+    spare: Spare,
 
     /// Holds the exclusive lock on the WAL directory for this WAL instance.
     _dir_lock: WalLock,
@@ -160,6 +164,7 @@ where W: WalTypes
 
         let open = Self::reopen_last_closed(&mut closed);
 
+        let spare = Spare::new(&config);
         let open = if let Some(open) = open {
             open
         } else {
@@ -167,6 +172,7 @@ where W: WalTypes
                 config.clone(),
                 ChunkId(prev_end_offset.unwrap_or_default()),
                 WALRecord::Checkpoint(state_machine.checkpoint()),
+                &spare,
             )?
         };
 
@@ -176,6 +182,7 @@ where W: WalTypes
             open,
             on_chunk_persisted,
             dir_lock,
+            spare,
         ))
     }
 
@@ -219,6 +226,7 @@ where W: WalTypes
         open: OpenChunk<WALRecord<W>>,
         on_chunk_persisted: ChunkPersistedFn<W>,
         dir_lock: WalLock,
+        spare: Spare,
     ) -> Self {
         let prev_checkpoint =
             closed.iter().last().map(|(_, c)| c.state.clone());
@@ -261,6 +269,7 @@ where W: WalTypes
             flush_metrics,
             worker_handle: Some(worker_handle),
             _dir_lock: dir_lock,
+            spare,
         }
     }
 
@@ -349,10 +358,15 @@ where W: WalTypes
         // before its data blocks, so the file arrives at full length holding
         // only zeros. Decoding zeros fails with something other than
         // `UnexpectedEof`, yet the chunk is as unwritten as a short one.
-        let all_zero =
-            Chunk::<WALRecord<W>>::verify_trailing_zeros(file, 0, chunk_id)?;
+        let all_zero = Chunk::<WALRecord<W>>::verify_trailing_zeros(
+            file.clone(),
+            0,
+            chunk_id,
+        )?;
 
-        if all_zero {
+        // Synod's patch: in a preallocated chunk, the initial record's write
+        // cut short reads back as a torn record, not a short file.
+        if all_zero || Chunk::<WALRecord<W>>::is_torn(&file, 0)? {
             return Ok(false);
         }
 
@@ -387,7 +401,7 @@ where W: WalTypes
             let file_name = entry.file_name();
 
             let fn_str = file_name.to_string_lossy();
-            if fn_str == WalLock::LOCK_FILE_NAME {
+            if fn_str == WalLock::LOCK_FILE_NAME || fn_str == Spare::FILE_NAME {
                 continue;
             }
 
@@ -651,6 +665,11 @@ where W: WalTypes
         SM: StateMachine<W>,
     {
         if !self.is_open_chunk_full() {
+            if self.open.chunk.chunk_size() as usize
+                >= self.config.chunk_max_size() / 2
+            {
+                self.spare.prepare();
+            }
             return Ok(None);
         }
 
@@ -670,7 +689,11 @@ where W: WalTypes
 
         let new_open = {
             let chunk_id = ChunkId(offset.0);
-            OpenChunk::<WALRecord<W>>::create_empty(config, chunk_id)?
+            OpenChunk::<WALRecord<W>>::create_empty(
+                config,
+                chunk_id,
+                &self.spare,
+            )?
         };
 
         self.send_request(WorkerRequest::AppendFile(FileEntry::new(

@@ -1,6 +1,8 @@
 use std::fs::File;
 use std::io;
 use std::io::IoSlice;
+use std::io::Seek;
+use std::io::SeekFrom;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::panic::AssertUnwindSafe;
@@ -209,7 +211,16 @@ where W: WalTypes
             let sync_result = {
                 // TODO: possible to use write_all_vectored()?
 
-                let mut last_file: &File = &self.files.last().unwrap().f;
+                let last_entry = self.files.last().unwrap();
+                let mut last_file: &File = &last_entry.f;
+                // Synod's patch: chunks are preallocated, so the records' end
+                // is not the file's. A batch ends at its last write's offset.
+                let batch_end = batch.writes.last().unwrap().write.upto_offset;
+                last_file.seek(SeekFrom::Start(
+                    batch_end
+                        - batch_bytes as u64
+                        - last_entry.starting_offset,
+                ))?;
                 let batch_start = Instant::now();
                 let mut batch_metrics =
                     BatchMetrics::new(batch.writes.len(), group_wait);
