@@ -89,7 +89,7 @@ impl ClusterService {
     ) -> Result<(), EtcdError> {
         // A change that cannot commit (a quorum lost meanwhile) answers as
         // a write would, instead of hanging the caller.
-        let change = self.node.raft.change_membership(changes, retain);
+        let change = self.node.change_membership(changes, retain);
         let res = tokio::time::timeout(std::time::Duration::from_secs(7), change)
             .await
             .map_err(|_| EtcdError::Timeout)?;

@@ -98,8 +98,8 @@ pub struct Node {
 struct Hold {
     paused: tokio::sync::watch::Sender<bool>,
     gate: tokio::sync::Mutex<()>,
-    /// One hand-over at a time: the first to end would lift the other's
-    /// pause.
+    /// One hand-over at a time (the first to end would lift the other's
+    /// pause), and no membership change during one.
     transfer: tokio::sync::Mutex<()>,
 }
 
@@ -393,6 +393,21 @@ impl Node {
             let _ = self.raft.vote(own).await;
             let _ = self.raft.trigger().elect().await;
         }
+    }
+
+    /// Changes the membership, never while leadership is handed over: its
+    /// entries do not pass the proposer's gate, and one appended after the
+    /// transferee caught up would leave its log too short to win with.
+    pub async fn change_membership(
+        &self,
+        changes: openraft::ChangeMembers<NodeId, BasicNode>,
+        retain: bool,
+    ) -> Result<
+        openraft::raft::ClientWriteResponse<TypeConfig>,
+        RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+    > {
+        let _one = self.hold.transfer.lock().await;
+        self.raft.change_membership(changes, retain).await
     }
 
     /// Hands leadership to `target` as etcd's MoveLeader does: new entries
