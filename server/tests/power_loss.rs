@@ -1,8 +1,11 @@
 //! A power cut: synod runs with a file layer (power_loss/shim.c, through
 //! LD_PRELOAD) that copies each file to a shadow directory only when it is
 //! fsync'ed, so the shadow holds exactly what a power cut would leave. After
-//! kill -9 a new synod starts on the shadow: every acknowledged write must be
-//! there, at its revision, and the store must take writes again.
+//! kill -9, a random half of the WAL's sectors written since their last sync
+//! are carried over too (a write torn by the cut; each sync is slowed so the
+//! kill finds some). Then a new synod starts on the shadow: every
+//! acknowledged write must be there, at its revision, and the store must
+//! take writes again.
 //!
 //! The state machine (sled) is synced only at snapshots, so the shadow's copy
 //! of it lags: the test passes only because the WAL keeps every entry the
@@ -67,6 +70,7 @@ fn acknowledged_writes_survive_a_power_cut() {
         // written full size up front; small ones keep the copies cheap and
         // make the run cross many chunk changes.
         ("SYNOD_TEST_WAL_CHUNK_SIZE", "262144"),
+        ("SHADOW_SYNC_DELAY_US", "1000"),
     ];
     // Snapshots (a sled sync, then a purge of the WAL behind it) every 100
     // entries, so the run crosses many of them.
@@ -158,6 +162,17 @@ fn acknowledged_writes_survive_a_power_cut() {
     );
     assert!(max_rev > 1_000, "too few writes to cross several snapshots");
 
+    // A power cut also tears the write in flight: of the WAL's sectors
+    // written since their file's last sync, any set may have reached the
+    // disk. Half of them, picked at random, are carried into the shadow.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let (unsynced, kept) = tear_unsynced_sectors(&dir.join("wal"), &shadow.join("wal"), seed);
+    eprintln!("seed {seed}: {kept} of {unsynced} unsynced WAL sectors reached the disk");
+
     // The shadow is the disk after the cut; the real directory is gone.
     std::fs::remove_dir_all(&dir).unwrap();
     let server = Server::synod_with(&shadow, port, peer, &flags);
@@ -223,4 +238,38 @@ fn acknowledged_writes_survive_a_power_cut() {
             .revision;
         assert_eq!(next, current + 1, "revisions do not go on after the cut");
     });
+}
+
+/// Copies a random half of the 512-byte sectors in which each WAL file under
+/// `real` differs from its synced copy under `shadow`. Returns how many
+/// differed and how many were copied.
+fn tear_unsynced_sectors(real: &Path, shadow: &Path, mut seed: u64) -> (usize, usize) {
+    let (mut unsynced, mut kept) = (0, 0);
+    for e in std::fs::read_dir(real).unwrap() {
+        let path = e.unwrap().path();
+        let copy = shadow.join(path.file_name().unwrap());
+        if path.extension().is_none_or(|x| x != "wal") || !copy.exists() {
+            continue;
+        }
+        let now = std::fs::read(&path).unwrap();
+        let mut synced = std::fs::read(&copy).unwrap();
+        let len = now.len().min(synced.len());
+        for at in (0..len).step_by(512) {
+            let end = (at + 512).min(len);
+            if now[at..end] == synced[at..end] {
+                continue;
+            }
+            unsynced += 1;
+            // xorshift64: enough to pick sectors, and the seed is printed.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed & 1 == 1 {
+                synced[at..end].copy_from_slice(&now[at..end]);
+                kept += 1;
+            }
+        }
+        std::fs::write(&copy, &synced).unwrap();
+    }
+    (unsynced, kept)
 }

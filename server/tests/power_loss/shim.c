@@ -6,7 +6,8 @@
  * Writes never synced (sled's own flushes end in sync_file_range, which is
  * no durability barrier) never reach the shadow. Renames of shadowed files
  * are repeated there, as a journaling file system makes them durable in
- * order. */
+ * order. With SHADOW_SYNC_DELAY_US set, fdatasync waits that long first,
+ * as a slow disk would. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -90,6 +91,10 @@ int fsync(int fd) {
 int fdatasync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    /* A slow disk: written data waits unsynced long enough for the kill to
+     * find some, which the test then tears. */
+    const char *delay = getenv("SHADOW_SYNC_DELAY_US");
+    if (delay) usleep((useconds_t)atoi(delay));
     int r = real(fd);
     if (r == 0) shadow_fd(fd);
     return r;
