@@ -390,8 +390,11 @@ impl Node {
                 vote: openraft::Vote::new(candidate_term, self.id),
                 last_log_id: mine,
             };
-            let _ = self.raft.vote(own).await;
-            let _ = self.raft.trigger().elect().await;
+            // Refused: this member voted for another candidate in that term
+            // meanwhile (one whose log is not behind), which may win.
+            if matches!(self.raft.vote(own).await, Ok(r) if r.vote_granted) {
+                let _ = self.raft.trigger().elect().await;
+            }
         }
     }
 
