@@ -816,16 +816,30 @@ mod tests {
         for last in [entry(1, 10), entry_sized(1, 10, 2000)] {
             let dir = tempfile::tempdir().unwrap();
             let (chunk, start, end) = write_log(dir.path(), last).await;
-            let mut bytes = std::fs::read(&chunk).unwrap();
-            bytes[((start + end) / 2) as usize] ^= 0x40;
-            std::fs::write(&chunk, &bytes).unwrap();
-            let err = match open(dir.path()) {
-                Ok(_) => panic!("a damaged entry must not be cut silently"),
-                Err(e) => e,
-            };
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-            assert!(err.to_string().contains("checksum mismatch"), "{err}");
+            damaged_fails_open(
+                dir.path(),
+                &chunk,
+                (start + end) / 2,
+                "a damaged entry must not be cut silently",
+            );
         }
+    }
+
+    /// Flips a bit of the byte at `at` in `chunk`, then checks that the log
+    /// refuses to open, naming the checksum.
+    fn damaged_fails_open(dir: &Path, chunk: &Path, at: u64, why: &str) {
+        let mut bytes = std::fs::read(chunk).unwrap();
+        bytes[at as usize] ^= 0x40;
+        std::fs::write(chunk, &bytes).unwrap();
+        let err = match open(dir) {
+            Ok(_) => panic!("{why}"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        // e.g. "crc32 checksum mismatch: expected 876678ad, got b705cf5d, while
+        // Record::decode(); when:(decode Record at offset 890); when:(iterate
+        // ChunkId(00_000_000_000_000_000_000))"
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
     }
 
     #[tokio::test]
@@ -847,18 +861,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (chunk, start, _) = write_log(dir.path(), entry(1, 10)).await;
         // A byte inside entry 9's record, with entry 10 whole after it.
-        let mut bytes = std::fs::read(&chunk).unwrap();
-        bytes[start as usize - 20] ^= 0x40;
-        std::fs::write(&chunk, &bytes).unwrap();
-        let err = match open(dir.path()) {
-            Ok(_) => panic!("a log with a hole must not open"),
-            Err(e) => e,
-        };
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-        // e.g. "crc32 checksum mismatch: expected 876678ad, got b705cf5d, while
-        // Record::decode(); when:(decode Record at offset 890); when:(iterate
-        // ChunkId(00_000_000_000_000_000_000))"
-        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        damaged_fails_open(
+            dir.path(),
+            &chunk,
+            start - 20,
+            "a log with a hole must not open",
+        );
     }
 
     #[tokio::test]
