@@ -115,6 +115,7 @@ mod tests {
                     },
                 )),
             }],
+            ..Default::default()
         };
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(2, 1), index),

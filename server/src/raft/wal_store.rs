@@ -578,6 +578,7 @@ mod tests {
                     },
                 )),
             }],
+            ..Default::default()
         };
         Entry {
             log_id: log_id(term, index),

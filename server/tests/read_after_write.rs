@@ -1,0 +1,91 @@
+//! A write's answer means the write is there to read: synod answers writers
+//! before the state machine's batch reaches sled, so every read that starts
+//! after an answer, serializable or linearizable, must find that write. Many
+//! writers at once make the batches large, so sled's write of a batch is
+//! still under way when its writers read.
+
+mod common;
+
+use common::Server;
+use synod_proto::etcdserverpb::kv_client::KvClient;
+use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
+use tonic::transport::Endpoint;
+
+const WRITERS: usize = 64;
+const ROUNDS: usize = 150;
+
+async fn each_read_finds_the_write_just_answered(server: &Server) {
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        let ch = Endpoint::from_shared(server.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        conns.push(KvClient::new(ch));
+    }
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let mut kv = conns[w % conns.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("raw/{w:02}").into_bytes();
+            // Values large enough that a batch of them takes sled a while.
+            let pad = "x".repeat(2048);
+            for round in 0..ROUNDS {
+                let value = format!("{round}/{pad}").into_bytes();
+                let put = kv
+                    .put(PutRequest {
+                        key: key.clone(),
+                        value: value.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let rev = put.header.unwrap().revision;
+                let get = kv
+                    .range(RangeRequest {
+                        key: key.clone(),
+                        serializable: round % 2 == 0,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap_or_else(|s| panic!("writer {w}, round {round}: get failed: {s:?}"))
+                    .into_inner();
+                let kv = get.kvs.first().unwrap_or_else(|| {
+                    panic!("writer {w}, round {round}: the key written at {rev} is missing")
+                });
+                assert_eq!(
+                    (kv.mod_revision, kv.value == value),
+                    (rev, true),
+                    "writer {w}, round {round}: a read after the answer missed the write"
+                );
+                assert!(get.header.unwrap().revision >= rev);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+fn run(server: Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(each_read_finds_the_write_just_answered(&server));
+}
+
+#[test]
+fn synod_reads_find_answered_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(Server::synod(&tmp.path().join("data")));
+}
+
+#[test]
+fn etcd_reads_find_answered_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(Server::etcd(&tmp.path().join("data")));
+}
