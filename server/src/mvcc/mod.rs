@@ -221,10 +221,9 @@ impl Store {
         &self,
         batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
         meta: Vec<(Vec<u8>, Vec<u8>)>,
-        answer: impl FnOnce(&mut [synodpb::BatchResponse]),
     ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
         self.check()?;
-        let result = self.apply_inner(batches, meta, answer);
+        let result = self.apply_inner(batches, meta);
         if result.is_err() {
             self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!("applying committed entries failed; this member serves nothing more until restarted");
@@ -245,7 +244,6 @@ impl Store {
         &self,
         batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
         meta: Vec<(Vec<u8>, Vec<u8>)>,
-        answer: impl FnOnce(&mut [synodpb::BatchResponse]),
     ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
         let mut st = self.write();
         let (rev_before, compact_before) = (st.rev, st.compact_rev);
@@ -271,12 +269,6 @@ impl Store {
         if st.compact_rev != compact_before {
             batch.insert(META_COMPACT, &st.compact_rev.to_be_bytes());
         }
-        // The results may go out before sled has them: the entries are
-        // committed and durable in the WAL, which a restart replays, and
-        // nothing reads the store until the lock is let go below. So a
-        // reader who saw an answer finds its write (sled's batch took about
-        // a tenth of a lone put's time).
-        answer(&mut out);
         self.tree.apply_batch(batch)?;
         let rev = st.rev;
         drop(st);

@@ -22,9 +22,8 @@ fn open() -> (tempfile::TempDir, Store) {
 fn apply(store: &Store, op: request::Op) -> response::Op {
     let batch = synodpb::Batch {
         requests: vec![synodpb::Request { op: Some(op) }],
-        ..Default::default()
     };
-    let mut out = store.apply([Some(&batch)], Vec::new(), |_| ()).unwrap();
+    let mut out = store.apply([Some(&batch)], Vec::new()).unwrap();
     out.remove(0).responses.remove(0).op.unwrap()
 }
 
@@ -571,15 +570,14 @@ fn a_failed_apply_stops_serving_rather_than_serve_memory_ahead_of_disk() {
                 ..Default::default()
             })),
         }],
-        ..Default::default()
     };
-    assert!(s.apply([Some(&batch)], Vec::new(), |_| ()).is_err());
+    assert!(s.apply([Some(&batch)], Vec::new()).is_err());
     let err = get(&s, "other", 0).unwrap_err();
     assert_eq!(
         err.to_string(),
         "etcdserver: storage failed while applying; restart this member"
     );
-    assert!(s.apply([Some(&batch)], Vec::new(), |_| ()).is_err());
+    assert!(s.apply([Some(&batch)], Vec::new()).is_err());
 }
 
 #[test]

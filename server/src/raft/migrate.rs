@@ -115,7 +115,6 @@ mod tests {
                     },
                 )),
             }],
-            ..Default::default()
         };
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(2, 1), index),

@@ -67,54 +67,6 @@ impl Reply {
     }
 }
 
-/// Writes waiting on batches this member proposed, by each batch's
-/// `proposal` key. The state machine answers them as soon as a batch's
-/// results exist, before they are written to sled (see `Store::apply`), and
-/// without the trip back through Raft's core; whatever it did not answer
-/// (an error, a batch never applied) is answered from Raft's responder.
-struct Callers {
-    next: std::sync::atomic::AtomicU64,
-    waiting: Mutex<std::collections::HashMap<u64, Vec<Reply>>>,
-}
-
-impl Callers {
-    fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        // Keys start at a random point: a member may apply entries it
-        // proposed before a restart, whose keys must not find the callers
-        // of new ones.
-        let start = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        Callers {
-            next: start.into(),
-            waiting: Mutex::default(),
-        }
-    }
-
-    fn wait(&self, replies: Vec<Reply>) -> u64 {
-        let key = loop {
-            match self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
-                0 => continue,
-                key => break key,
-            }
-        };
-        self.lock().insert(key, replies);
-        key
-    }
-
-    fn take(&self, key: u64) -> Option<Vec<Reply>> {
-        if key == 0 {
-            return None;
-        }
-        self.lock().remove(&key)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Vec<Reply>>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 pub struct Node {
     pub raft: Raft,
     pub store: Arc<Store>,
@@ -302,9 +254,7 @@ impl Node {
         let log_handle = log.clone();
         let pending: Arc<std::sync::atomic::AtomicUsize> = Default::default();
         let store = Arc::new(Store::open(db.open_tree("sm")?)?);
-        let callers = Arc::new(Callers::new());
-        let sm = state_machine::StateMachine::open(store.clone(), durable, data_dir)?
-            .answering(callers.clone());
+        let sm = state_machine::StateMachine::open(store.clone(), durable, data_dir)?;
 
         let config = Config {
             cluster_name: "synod".into(),
@@ -367,14 +317,7 @@ impl Node {
             election_timeout: Duration::from_millis(opts.election_timeout),
         });
         let waiting = Waiting { syncs, pending };
-        tokio::spawn(proposer(
-            raft.clone(),
-            peers.clone(),
-            waiting,
-            callers,
-            prx,
-            hold,
-        ));
+        tokio::spawn(proposer(raft.clone(), peers.clone(), waiting, prx, hold));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
@@ -775,7 +718,6 @@ async fn proposer(
     raft: Raft,
     peers: Arc<network::Peers>,
     waiting: Waiting,
-    callers: Arc<Callers>,
     mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>,
     hold: Arc<Hold>,
 ) {
@@ -816,22 +758,16 @@ async fn proposer(
                 Err(_) => break,
             }
         }
-        let mut batch = synodpb::Batch {
-            requests: reqs,
-            proposal: 0,
-        };
-        if let Leadership::Me = leadership(&raft, &peers) {
-            // The common case, kept free of extra hops: append right here;
-            // the state machine answers, and a task waits for the outcome
-            // for what it did not. Leadership lost just now answers "no
-            // leader", which clients retry.
+        let batch = synodpb::Batch { requests: reqs };
+        let batch = if let Leadership::Me = leadership(&raft, &peers) {
+            // The common case, kept free of extra hops: append right here,
+            // and let a task wait for the result. Leadership lost just now
+            // answers "no leader", which clients retry.
             let before = waiting.syncs.appended();
             let size = replies.len();
-            let key = callers.wait(replies);
-            batch.proposal = key;
             match hold.append(&raft, batch).await {
                 Ok(Ok(pending)) => {
-                    let (waiting, callers) = (waiting.clone(), callers.clone());
+                    let waiting = waiting.clone();
                     tokio::spawn(async move {
                         let mut permit = Some(permit);
                         tokio::pin!(pending);
@@ -843,23 +779,19 @@ async fn proposer(
                             }
                         };
                         drop(permit);
-                        if let Some(replies) = callers.take(key) {
-                            fan_out(replies, written(res).map_err(SubmitError::error));
-                        }
+                        fan_out(replies, written(res).map_err(SubmitError::error));
                     });
                     continue;
                 }
                 Ok(Err(e)) => {
-                    fan_out(callers.take(key).unwrap_or_default(), Err(e));
+                    fan_out(replies, Err(e));
                     continue;
                 }
-                Err(back) => {
-                    batch = back;
-                    batch.proposal = 0;
-                    replies = callers.take(key).unwrap_or_default();
-                }
+                Err(batch) => batch,
             }
-        }
+        } else {
+            batch
+        };
         // Not leading, or a hand-over began while this batch formed: it
         // goes the way that waits and retries.
         let (raft, peers, hold) = (raft.clone(), peers.clone(), hold.clone());

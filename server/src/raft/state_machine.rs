@@ -48,8 +48,6 @@ pub struct StateMachine {
     started: Arc<AtomicBool>,
     /// Where snapshot files are kept (the data directory).
     dir: Arc<PathBuf>,
-    /// Writes this member proposed, answered from here.
-    callers: Option<Arc<super::Callers>>,
 }
 
 fn sm_err<E: std::error::Error + 'static>(verb: ErrorVerb, e: E) -> StorageError {
@@ -70,7 +68,6 @@ impl StateMachine {
             durable,
             started: Arc::new(AtomicBool::new(false)),
             dir: Arc::new(dir.to_path_buf()),
-            callers: None,
         };
         match std::fs::remove_file(dir.join(INCOMING)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -81,12 +78,6 @@ impl StateMachine {
             sm.finish_install()?;
         }
         Ok(sm)
-    }
-
-    /// Answers the writes waiting in `callers` once their results exist.
-    pub(super) fn answering(mut self, callers: Arc<super::Callers>) -> Self {
-        self.callers = Some(callers);
-        self
     }
 
     /// Makes a received snapshot the store's content: checked whole, then
@@ -248,21 +239,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             EntryPayload::Normal(b) => Some(&b.0),
             _ => None,
         });
-        let answer = |out: &mut [synodpb::BatchResponse]| {
-            let Some(callers) = &self.callers else {
-                return;
-            };
-            for (e, resp) in entries.iter().zip(out) {
-                if let EntryPayload::Normal(b) = &e.payload {
-                    if let Some(replies) = callers.take(b.0.proposal) {
-                        super::fan_out(replies, Ok(std::mem::take(&mut resp.responses)));
-                    }
-                }
-            }
-        };
         let out = self
             .store
-            .apply(batches, meta, answer)
+            .apply(batches, meta)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         Ok(out.into_iter().map(Proto).collect())
     }
@@ -404,7 +383,6 @@ mod tests {
                         ..Default::default()
                     })),
                 }],
-                ..Default::default()
             })),
         });
         sm.apply(entries).await.unwrap();

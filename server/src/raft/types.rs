@@ -75,7 +75,6 @@ mod tests {
                     },
                 )),
             }],
-            ..Default::default()
         };
         let entry = Entry {
             log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(3, 1), 7),

@@ -578,7 +578,6 @@ mod tests {
                     },
                 )),
             }],
-            ..Default::default()
         };
         Entry {
             log_id: log_id(term, index),
