@@ -8,9 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::Server;
-use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
-use tonic::transport::Endpoint;
 
 #[test]
 fn writes_beyond_the_pending_limit_are_refused_and_change_nothing() {
@@ -25,12 +23,7 @@ fn writes_beyond_the_pending_limit_are_refused_and_change_nothing() {
         // 64 connections × 200 streams: 12,800 puts in flight at once.
         let mut clients = Vec::new();
         for _ in 0..64 {
-            let ch = Endpoint::from_shared(server.url())
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            clients.push(KvClient::new(ch));
+            clients.push(server.kv().await);
         }
         let value = vec![b'x'; 4096];
         let mut tasks = Vec::new();

@@ -7,9 +7,7 @@
 mod common;
 
 use common::Server;
-use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::{PutRequest, RangeRequest};
-use tonic::transport::Endpoint;
 
 const WRITERS: usize = 64;
 const ROUNDS: usize = 150;
@@ -17,12 +15,7 @@ const ROUNDS: usize = 150;
 async fn each_read_finds_the_write_just_answered(server: &Server) {
     let mut conns = Vec::new();
     for _ in 0..8 {
-        let ch = Endpoint::from_shared(server.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        conns.push(KvClient::new(ch));
+        conns.push(server.kv().await);
     }
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
