@@ -69,6 +69,10 @@ pub struct Config {
     /// Accepted for etcd compatibility; Synod logs one line per event to stderr.
     #[arg(long, hide = true)]
     pub logger: Option<String>,
+
+    /// Threads serving requests [default: one fewer than the cores, at least one].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +117,20 @@ pub async fn socket_addr(url: &str) -> Result<SocketAddr, String> {
 }
 
 impl Config {
+    /// One core is left to the threads outside the runtime that every write
+    /// waits on: the log's writer (its fdatasync) and sled's flusher. A
+    /// worker for every core made the serial write path hop between cores:
+    /// on 2 cores, one client's puts ran at 1,764/s with two workers and
+    /// 2,834/s with one (`synod-bench compare`, BENCHMARKS.md).
+    pub fn worker_threads(&self) -> usize {
+        match self.worker_threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
+        }
+    }
+
     /// etcd's checks of the Raft timing flags, with its messages.
     pub fn check_timing(&self) -> Result<(), String> {
         let (h, e) = (self.heartbeat_interval, self.election_timeout);

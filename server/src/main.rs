@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
         .enable_all()
         .build()
     {
