@@ -11,6 +11,7 @@
 mod compactor;
 pub mod index;
 mod txn;
+mod writer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -25,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::error::EtcdError;
 pub use index::{KeyIndex, KeyRange, Live, Rev};
 pub use txn::WriteTxn;
+pub use writer::Records;
 
 const REV_PREFIX: u8 = b'r';
 const LEASE_PREFIX: u8 = b'l';
@@ -85,6 +87,9 @@ pub struct State {
 
 pub struct Store {
     tree: sled::Tree,
+    /// Writes applied batches to `tree`; their records stay readable from it
+    /// until they are written.
+    writer: writer::Writer,
     state: RwLock<State>,
     changes: broadcast::Sender<Arc<Changes>>,
     compactor: compactor::Compactor,
@@ -175,6 +180,7 @@ impl Store {
         // many batches; one that lags catches up from storage instead.
         let (changes, _) = broadcast::channel(128);
         Ok(Store {
+            writer: writer::Writer::start(tree.clone()),
             tree,
             state: RwLock::new(st),
             changes,
@@ -209,12 +215,21 @@ impl Store {
         self.changes.subscribe()
     }
 
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
+    /// The store's sled tree, once every applied batch is written to it.
+    pub fn tree(&self) -> Result<&sled::Tree, EtcdError> {
+        self.writer.settle()?;
+        Ok(&self.tree)
     }
 
-    /// Applies a run of Raft entries' batches as one atomic storage write.
-    /// `meta` carries Raft's own bookkeeping (last applied, membership) into
+    fn source(&self) -> Source<'_> {
+        Source {
+            tree: &self.tree,
+            writer: &self.writer,
+        }
+    }
+
+    /// Applies a run of Raft entries' batches as one atomic storage write,
+    /// which the writer thread makes after this returns. `meta` carries Raft's own bookkeeping (last applied, membership) into
     /// the same write, so a crash never separates data from the index of the
     /// entry that produced it.
     pub fn apply<'b>(
@@ -232,6 +247,7 @@ impl Store {
     }
 
     fn check(&self) -> Result<(), EtcdError> {
+        self.writer.check()?;
         if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EtcdError::Internal(
                 "storage failed while applying; restart this member".into(),
@@ -247,7 +263,7 @@ impl Store {
     ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
         let mut st = self.write();
         let (rev_before, compact_before) = (st.rev, st.compact_rev);
-        let mut txn = WriteTxn::new(&mut st, &self.tree);
+        let mut txn = WriteTxn::new(&mut st, self.source());
         let mut out = Vec::new();
         for batch in batches {
             let mut resp = synodpb::BatchResponse::default();
@@ -256,7 +272,7 @@ impl Store {
             }
             out.push(resp);
         }
-        let (batch, events, compacted) = txn.finish();
+        let (batch, records, events, compacted) = txn.finish();
         let mut batch = batch;
         for (k, v) in meta {
             batch.insert(k, v);
@@ -269,12 +285,16 @@ impl Store {
         if st.compact_rev != compact_before {
             batch.insert(META_COMPACT, &st.compact_rev.to_be_bytes());
         }
-        self.tree.apply_batch(batch)?;
+        self.writer.write(batch, records)?;
         let rev = st.rev;
         drop(st);
-        // Only after the compaction point is stored: a record deleted before
-        // would be missed by a restart that replays from an older state.
-        self.compactor.enqueue(compacted);
+        if !compacted.is_empty() {
+            // Only once the compaction point is stored: a record deleted
+            // before would be missed by a restart that replays from an older
+            // state.
+            self.writer.settle()?;
+            self.compactor.enqueue(compacted);
+        }
         if !events.is_empty() {
             // No receivers is fine; watchers that lag catch up from storage.
             let _ = self.changes.send(Arc::new(Changes { events, rev }));
@@ -284,7 +304,7 @@ impl Store {
 
     /// Reads one revision's record from storage.
     pub fn load(&self, rev: Rev) -> Result<(KeyValue, bool), EtcdError> {
-        load(&self.tree, None, rev)
+        load(self.source(), None, rev)
     }
 
     /// A Range outside any write. The lock is held only to pick the
@@ -295,7 +315,7 @@ impl Store {
             let st = self.read();
             (select(&st, req, st.rev)?, st.rev)
         };
-        let kvs = sel.load(&self.tree, None).map_err(|e| {
+        let kvs = sel.load(self.source(), None).map_err(|e| {
             // Compacted away since the revisions were picked.
             if sel.at < self.compact_rev() {
                 EtcdError::Compacted
@@ -340,7 +360,7 @@ impl Store {
         self.check()?;
         let start = rev_key(Rev::new(from, 0));
         let end = rev_key(Rev::new(to.saturating_add(1), 0));
-        for item in self.tree.range(start..end) {
+        for item in self.tree()?.range(start..end) {
             let (k, v) = item?;
             let rev = Rev::from_bytes(&k[1..])
                 .ok_or_else(|| EtcdError::Internal("corrupt revision key".into()))?;
@@ -421,13 +441,16 @@ impl Store {
 
     /// Whether `id` was removed from the cluster.
     pub fn is_removed(&self, id: u64) -> bool {
+        // Asked at every peer message, so the writer is not waited for: a
+        // removal still being written is seen at the removed member's next
+        // message.
         matches!(self.tree.contains_key(removed_key(id)), Ok(true))
     }
 
     /// The attributes every member published, by member id.
     pub fn members(&self) -> Result<HashMap<u64, synodpb::MemberAttributes>, EtcdError> {
         let mut out = HashMap::new();
-        for item in self.tree.scan_prefix(META_MEMBER) {
+        for item in self.tree()?.scan_prefix(META_MEMBER) {
             let (_, v) = item?;
             if let Ok(a) = synodpb::MemberAttributes::decode(&v[..]) {
                 out.insert(a.id, a);
@@ -504,7 +527,7 @@ impl Store {
     /// no apply lands half way; returns the revision they make up.
     fn each_pair(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<i64, EtcdError> {
         let st = self.read();
-        for item in self.tree.iter() {
+        for item in self.tree()?.iter() {
             let (k, v) = item?;
             f(&k, &v);
         }
@@ -519,6 +542,7 @@ impl Store {
         let io = |e: std::io::Error| EtcdError::Internal(format!("reading snapshot: {e}"));
         let mut pairs = DumpReader::new(r).map_err(io)?;
         let mut st = self.write();
+        self.writer.settle()?;
         self.tree.clear()?;
         let mut batch = sled::Batch::default();
         let mut bytes = 0;
@@ -601,15 +625,26 @@ fn read_u64(r: &mut impl std::io::Read) -> std::io::Result<u64> {
     Ok(u64::from_le_bytes(b))
 }
 
+/// Where revision records are read: a batch still being written, else sled.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    tree: &'a sled::Tree,
+    writer: &'a writer::Writer,
+}
+
 pub(crate) fn load(
-    tree: &sled::Tree,
-    pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
+    src: Source<'_>,
+    pending: Option<&Records>,
     rev: Rev,
 ) -> Result<(KeyValue, bool), EtcdError> {
     if let Some(rec) = pending.and_then(|p| p.get(&rev)) {
         return Ok(rec.clone());
     }
-    match tree.get(rev_key(rev))? {
+    // The writer before sled: a batch leaves the writer only once sled has it.
+    if let Some(rec) = src.writer.get(&rev) {
+        return Ok(rec);
+    }
+    match src.tree.get(rev_key(rev))? {
         Some(v) => decode_record(&v),
         None => Err(EtcdError::Internal(format!(
             "revision {}.{} missing from storage",
@@ -640,14 +675,10 @@ pub(crate) struct Selection {
 }
 
 impl Selection {
-    fn load(
-        &self,
-        tree: &sled::Tree,
-        pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
-    ) -> Result<Vec<KeyValue>, EtcdError> {
+    fn load(&self, src: Source<'_>, pending: Option<&Records>) -> Result<Vec<KeyValue>, EtcdError> {
         self.revs
             .iter()
-            .map(|&rev| load(tree, pending, rev).map(|r| r.0))
+            .map(|&rev| load(src, pending, rev).map(|r| r.0))
             .collect()
     }
 }
@@ -687,13 +718,13 @@ fn filtered(req: &RangeRequest) -> bool {
 /// header carries the store's current revision.
 pub(crate) fn range(
     st: &State,
-    tree: &sled::Tree,
-    pending: Option<&HashMap<Rev, (KeyValue, bool)>>,
+    src: Source<'_>,
+    pending: Option<&Records>,
     req: &RangeRequest,
     current: i64,
 ) -> Result<RangeResponse, EtcdError> {
     let sel = select(st, req, current)?;
-    let kvs = sel.load(tree, pending)?;
+    let kvs = sel.load(src, pending)?;
     Ok(shape(req, kvs, sel.count, current))
 }
 

@@ -300,7 +300,7 @@ fn compact(store: &Store, rev: i64) {
 #[test]
 fn compacted_records_are_deleted_in_the_background_even_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let stored_revs = |s: &Store| s.tree().scan_prefix([REV_PREFIX]).count();
+    let stored_revs = |s: &Store| s.tree().unwrap().scan_prefix([REV_PREFIX]).count();
     let latest;
     {
         let db = sled::open(dir.path()).unwrap();
@@ -560,7 +560,11 @@ fn a_failed_apply_stops_serving_rather_than_serve_memory_ahead_of_disk() {
     put(&s, "k", "v");
     let rev = s.read().index.get(b"k", s.current_rev()).unwrap();
     // A record that no longer decodes: reading it for prev_kv fails mid-apply.
-    s.tree.insert(rev_key(rev), &b"garbage"[..]).unwrap();
+    // `tree()` waits until the put is written, so the garbage stays.
+    s.tree()
+        .unwrap()
+        .insert(rev_key(rev), &b"garbage"[..])
+        .unwrap();
     let batch = synodpb::Batch {
         requests: vec![synodpb::Request {
             op: Some(request::Op::Put(PutRequest {

@@ -1,6 +1,7 @@
 //! Applying write requests. One `WriteTxn` covers every request of the Raft
-//! entries applied together; its changes reach sled in one atomic batch, and
-//! reads inside it see its own earlier writes through `pending`.
+//! entries applied together; its changes reach sled in one atomic batch
+//! (written by `writer.rs`'s thread), and reads inside it see its own
+//! earlier writes through `pending`.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -15,7 +16,7 @@ use synod_proto::synodpb::{self, request, response};
 
 use super::{
     alarm_key, check_rev, encode_record, lease_deadline, lease_key, load, member_key, range,
-    rev_key, KeyRange, Lease, Live, Rev, State,
+    rev_key, KeyRange, Lease, Live, Records, Rev, Source, State,
 };
 use crate::error::EtcdError;
 
@@ -28,9 +29,9 @@ struct Prev {
 
 pub struct WriteTxn<'a> {
     st: &'a mut State,
-    tree: &'a sled::Tree,
+    src: Source<'a>,
     batch: sled::Batch,
-    pending: HashMap<Rev, (KeyValue, bool)>,
+    pending: Records,
     compacted: Vec<Rev>,
     events: Vec<mvccpb::Event>,
     /// The main revision of the request being applied and the next sub revision.
@@ -46,11 +47,11 @@ fn header(rev: i64) -> Option<ResponseHeader> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub fn new(st: &'a mut State, tree: &'a sled::Tree) -> Self {
+    pub(crate) fn new(st: &'a mut State, src: Source<'a>) -> Self {
         let main = st.rev + 1;
         WriteTxn {
             st,
-            tree,
+            src,
             batch: sled::Batch::default(),
             pending: HashMap::new(),
             compacted: Vec::new(),
@@ -60,10 +61,11 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    /// The storage writes, the events for watchers, and the revisions a
-    /// compaction dropped (deleted from storage later, in the background).
-    pub fn finish(self) -> (sled::Batch, Vec<mvccpb::Event>, Vec<Rev>) {
-        (self.batch, self.events, self.compacted)
+    /// The storage writes, the revision records among them, the events for
+    /// watchers, and the revisions a compaction dropped (deleted from
+    /// storage later, in the background).
+    pub fn finish(self) -> (sled::Batch, Records, Vec<mvccpb::Event>, Vec<Rev>) {
+        (self.batch, self.pending, self.events, self.compacted)
     }
 
     /// Applies one request. A request that fails validation changes nothing
@@ -244,7 +246,7 @@ impl<'a> WriteTxn<'a> {
             return Ok(None);
         };
         let kv = if r.prev_kv || r.ignore_value {
-            Some(load(self.tree, Some(&self.pending), rev)?.0)
+            Some(load(self.src, Some(&self.pending), rev)?.0)
         } else {
             None
         };
@@ -316,7 +318,7 @@ impl<'a> WriteTxn<'a> {
             .collect();
         let mut prev_kvs = Vec::with_capacity(revs.len());
         for rev in &revs {
-            let prev = load(self.tree, Some(&self.pending), *rev)?.0;
+            let prev = load(self.src, Some(&self.pending), *rev)?.0;
             let tomb_rev = self.next_rev();
             self.detach(prev.lease, &prev.key);
             let tomb = KeyValue {
@@ -383,7 +385,7 @@ impl<'a> WriteTxn<'a> {
                     lease: l.lease,
                     ..Default::default()
                 },
-                _ => load(self.tree, Some(&self.pending), rev)?.0,
+                _ => load(self.src, Some(&self.pending), rev)?.0,
             };
             if !check(&kv) {
                 return Ok(false);
@@ -446,7 +448,7 @@ impl<'a> WriteTxn<'a> {
                     let current = self.read_rev();
                     response_op::Response::ResponseRange(range(
                         self.st,
-                        self.tree,
+                        self.src,
                         Some(&self.pending),
                         r,
                         current,

@@ -126,7 +126,7 @@ impl StateMachine {
     }
 
     fn read_meta(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let tree = self.store.tree();
+        let tree = self.store.tree().map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let applied = match tree
             .get(META_APPLIED)
             .map_err(|e| sm_err(ErrorVerb::Read, e))?
