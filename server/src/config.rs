@@ -117,11 +117,11 @@ pub async fn socket_addr(url: &str) -> Result<SocketAddr, String> {
 }
 
 impl Config {
-    /// One core is left to the threads outside the runtime that every write
-    /// waits on: the log's writer (its fdatasync) and sled's flusher. A
-    /// worker for every core made the serial write path hop between cores:
-    /// on 2 cores, one client's puts ran at 1,764/s with two workers and
-    /// 2,834/s with one (`synod-bench compare`, BENCHMARKS.md).
+    /// One core is left to the threads outside the runtime that writes use:
+    /// the log's flush thread (its fdatasync) and the state machine's sled
+    /// writer. A worker for every core made the serial write path hop
+    /// between cores, which one client's puts paid for on 2 cores
+    /// (BENCHMARKS.md, "The serving threads").
     pub fn worker_threads(&self) -> usize {
         match self.worker_threads {
             Some(n) => n as usize,

@@ -229,9 +229,10 @@ impl Store {
     }
 
     /// Applies a run of Raft entries' batches as one atomic storage write,
-    /// which the writer thread makes after this returns. `meta` carries Raft's own bookkeeping (last applied, membership) into
-    /// the same write, so a crash never separates data from the index of the
-    /// entry that produced it.
+    /// which the writer thread makes after this returns. `meta` carries
+    /// Raft's own bookkeeping (last applied, membership) into the same
+    /// write, so a crash never separates data from the index of the entry
+    /// that produced it.
     pub fn apply<'b>(
         &self,
         batches: impl IntoIterator<Item = Option<&'b synodpb::Batch>>,
