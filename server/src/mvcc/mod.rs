@@ -217,8 +217,14 @@ impl Store {
 
     /// The store's sled tree, once every applied batch is written to it.
     pub fn tree(&self) -> Result<&sled::Tree, EtcdError> {
-        self.writer.settle()?;
+        self.settle()?;
         Ok(&self.tree)
+    }
+
+    /// Waits until every applied batch is written to sled.
+    fn settle(&self) -> Result<(), EtcdError> {
+        self.writer.settle();
+        self.check()
     }
 
     fn source(&self) -> Source<'_> {
@@ -248,8 +254,7 @@ impl Store {
     }
 
     fn check(&self) -> Result<(), EtcdError> {
-        self.writer.check()?;
-        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) || self.writer.failed() {
             return Err(EtcdError::Internal(
                 "storage failed while applying; restart this member".into(),
             ));
@@ -293,7 +298,7 @@ impl Store {
             // Only once the compaction point is stored: a record deleted
             // before would be missed by a restart that replays from an older
             // state.
-            self.writer.settle()?;
+            self.settle()?;
             self.compactor.enqueue(compacted);
         }
         if !events.is_empty() {
@@ -543,7 +548,7 @@ impl Store {
         let io = |e: std::io::Error| EtcdError::Internal(format!("reading snapshot: {e}"));
         let mut pairs = DumpReader::new(r).map_err(io)?;
         let mut st = self.write();
-        self.writer.settle()?;
+        self.settle()?;
         self.tree.clear()?;
         let mut batch = sled::Batch::default();
         let mut bytes = 0;

@@ -116,10 +116,11 @@ impl Writer {
         unwritten.iter().rev().find_map(|r| r.get(rev).cloned())
     }
 
-    /// Blocks until every batch handed over so far is in sled. The thread
-    /// never waits on the caller, so this may be called under the store's
-    /// locks and from the async runtime's threads.
-    pub fn settle(&self) -> Result<(), EtcdError> {
+    /// Blocks until every batch handed over so far is in sled, or a write
+    /// failed (see `failed`). The thread never waits on the caller, so this
+    /// may be called under the store's locks and from the async runtime's
+    /// threads.
+    pub fn settle(&self) {
         let target = self.sent.load(Ordering::SeqCst);
         let written = self
             .shared
@@ -133,17 +134,11 @@ impl Writer {
                 *w < target && !self.shared.failed.load(Ordering::SeqCst)
             })
             .unwrap_or_else(|e| e.into_inner());
-        self.check()
     }
 
-    /// Fails once a write failed: memory is then ahead of storage.
-    pub fn check(&self) -> Result<(), EtcdError> {
-        if self.shared.failed.load(Ordering::SeqCst) {
-            return Err(EtcdError::Internal(
-                "storage failed while applying; restart this member".into(),
-            ));
-        }
-        Ok(())
+    /// Whether a write failed: memory is then ahead of storage.
+    pub fn failed(&self) -> bool {
+        self.shared.failed.load(Ordering::SeqCst)
     }
 }
 
