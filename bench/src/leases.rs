@@ -62,7 +62,7 @@ pub async fn run(server: &Server, leases: u64, duration: Duration) -> Result<Vec
         rtt.extend(r);
         errors += e;
     }
-    let (server_cpu, bench_cpu) = cpu.stop(server, started.elapsed())?;
+    let cpu = cpu.stop(server, started.elapsed())?;
     let elapsed = started.elapsed().as_secs_f64();
     rtt.sort_unstable();
     Ok(vec![
@@ -70,11 +70,12 @@ pub async fn run(server: &Server, leases: u64, duration: Duration) -> Result<Vec
         Figure::new("keep-alives", Unit::PerSec, rtt.len() as f64 / elapsed),
         Figure::new("keep-alive p50", Unit::Ms, load::percentile(&rtt, 0.5)),
         Figure::new("keep-alive p99", Unit::Ms, load::percentile(&rtt, 0.99)),
-        Figure::new("server CPU", Unit::CpuPerSec, server_cpu),
+        Figure::new("server CPU", Unit::CpuPerSec, cpu.server),
+        Figure::new("of it spinning idle", Unit::CpuPerSec, cpu.spinning),
         Figure::new("server CPU per 1,000 keep-alives", Unit::Ms, {
-            server_cpu * elapsed * 1e6 / rtt.len().max(1) as f64
+            cpu.server * elapsed * 1e6 / rtt.len().max(1) as f64
         }),
-        Figure::new("bench CPU", Unit::CpuPerSec, bench_cpu),
+        Figure::new("bench CPU", Unit::CpuPerSec, cpu.bench),
         Figure::new("keep-alive errors", Unit::Count, errors as f64),
     ])
 }

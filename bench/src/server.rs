@@ -115,6 +115,24 @@ impl Server {
         cpu_time(&self.child.id().to_string())
     }
 
+    /// CPU time synod's idle spinners (threads `synod-warm-N`, started by
+    /// `--idle-spin-us`) have used so far: time the CPUs would otherwise have
+    /// spent halted. Zero for etcd.
+    pub fn spin_time(&self) -> Duration {
+        let pid = self.child.id();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return Duration::ZERO;
+        };
+        tasks
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("synod-warm"))
+            })
+            .filter_map(|t| cpu_time(&format!("{pid}/task/{}", t.file_name().to_string_lossy())))
+            .sum()
+    }
+
     /// Bytes the data directory occupies on disk.
     pub fn disk_usage(&self) -> u64 {
         fn walk(p: &Path) -> u64 {
@@ -154,23 +172,39 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
 /// until `stop`, in CPU seconds per wall-clock second.
 pub struct CpuMeter {
     server: Duration,
+    spin: Duration,
     bench: Duration,
+}
+
+/// What a `CpuMeter` measured, in CPU seconds per second.
+pub struct CpuUse {
+    /// All the server's threads.
+    pub server: f64,
+    /// The part of `server` that synod's idle spinners used.
+    pub spinning: f64,
+    pub bench: f64,
 }
 
 impl CpuMeter {
     pub fn start(server: &Server) -> Result<CpuMeter, Error> {
         Ok(CpuMeter {
             server: server.cpu_time().ok_or("no CPU time in /proc")?,
+            spin: server.spin_time(),
             bench: cpu_time("self").ok_or("no CPU time in /proc")?,
         })
     }
 
-    /// (server, bench) CPU seconds per second over `elapsed`.
-    pub fn stop(&self, server: &Server, elapsed: Duration) -> Result<(f64, f64), Error> {
+    /// CPU seconds per second over `elapsed`.
+    pub fn stop(&self, server: &Server, elapsed: Duration) -> Result<CpuUse, Error> {
         let s = server.cpu_time().ok_or("no CPU time in /proc")? - self.server;
+        let spin = server.spin_time().saturating_sub(self.spin);
         let b = cpu_time("self").ok_or("no CPU time in /proc")? - self.bench;
         let secs = elapsed.as_secs_f64();
-        Ok((s.as_secs_f64() / secs, b.as_secs_f64() / secs))
+        Ok(CpuUse {
+            server: s.as_secs_f64() / secs,
+            spinning: spin.as_secs_f64() / secs,
+            bench: b.as_secs_f64() / secs,
+        })
     }
 }
 

@@ -113,7 +113,7 @@ pub async fn run(
     let mut lag: Vec<u32> = seen.iter_mut().flat_map(|s| s.lag.drain(..)).collect();
     lag.sort_unstable();
     let sum = |f: fn(&Seen) -> u64| seen.iter().map(f).sum::<u64>() as f64;
-    let (server_cpu, bench_cpu) = cpu.stop(server, started.elapsed())?;
+    let cpu = cpu.stop(server, started.elapsed())?;
     let elapsed = end.duration_since(started).as_secs_f64();
     Ok(vec![
         Figure::new("events delivered", Unit::PerSec, events as f64 / elapsed),
@@ -124,8 +124,9 @@ pub async fn run(
             Unit::PerSec,
             w.puts as f64 / wrote.as_secs_f64(),
         ),
-        Figure::new("server CPU", Unit::CpuPerSec, server_cpu),
-        Figure::new("bench CPU", Unit::CpuPerSec, bench_cpu),
+        Figure::new("server CPU", Unit::CpuPerSec, cpu.server),
+        Figure::new("of it spinning idle", Unit::CpuPerSec, cpu.spinning),
+        Figure::new("bench CPU", Unit::CpuPerSec, cpu.bench),
         Figure::new("missed events", Unit::Count, sum(|s| s.missed)),
         Figure::new("duplicate events", Unit::Count, sum(|s| s.duplicates)),
         Figure::new("broken watches", Unit::Count, sum(|s| s.broken)),

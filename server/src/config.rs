@@ -73,6 +73,12 @@ pub struct Config {
     /// Threads serving requests [default: one fewer than the cores, at least one].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
+
+    /// Microseconds the idle CPUs spin (at the lowest priority) after the
+    /// server last did something, instead of halting; 0 turns it off
+    /// [default: 200, or 0 under a CPU quota smaller than the CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub idle_spin_us: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

@@ -5,3 +5,4 @@ pub mod config;
 pub mod error;
 pub mod mvcc;
 pub mod raft;
+pub mod warm;

@@ -29,11 +29,15 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_ansi(false)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.worker_threads())
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(config.worker_threads()).enable_all();
+    if let Some(warm) = synod::warm::Warm::start(config.idle_spin_us) {
+        let w = warm.clone();
+        builder
+            .on_thread_park(move || w.touch())
+            .on_thread_unpark(move || warm.touch());
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("synod: cannot start runtime: {e}");

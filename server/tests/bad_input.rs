@@ -316,28 +316,28 @@ fn bad_timing_flags_are_refused_as_etcd_refuses_them() {
     }
 }
 
-/// `--worker-threads` is ours, not etcd's: zero, a negative or non-numeric
-/// count, or one past 1,024 is refused with the flag named, before anything
-/// is created.
+/// `--worker-threads` and `--idle-spin-us` are ours, not etcd's: a value
+/// out of range or not a number is refused with the flag named, before
+/// anything is created.
 #[test]
-fn bad_worker_thread_counts_are_refused() {
-    for value in ["0", "-1", "two", "100000"] {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
-            .arg(format!("--data-dir={}", data.display()))
-            .arg(format!("--worker-threads={value}"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "--worker-threads={value}: {err}");
-        assert!(
-            err.contains("--worker-threads"),
-            "--worker-threads={value}: {err}"
-        );
-        assert!(
-            !data.exists(),
-            "--worker-threads={value} created the data dir"
-        );
+fn bad_thread_flags_are_refused() {
+    let cases: [(&str, &[&str]); 2] = [
+        ("--worker-threads", &["0", "-1", "two", "100000"]),
+        ("--idle-spin-us", &["-1", "soon", "1000001"]),
+    ];
+    for (flag, values) in cases {
+        for value in values {
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_synod"))
+                .arg(format!("--data-dir={}", data.display()))
+                .arg(format!("{flag}={value}"))
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{flag}={value}: {err}");
+            assert!(err.contains(flag), "{flag}={value}: {err}");
+            assert!(!data.exists(), "{flag}={value} created the data dir");
+        }
     }
 }

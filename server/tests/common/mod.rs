@@ -65,6 +65,19 @@ impl Server {
         Self::synod_env(dir, port, peer_port, extra, &[])
     }
 
+    /// Starts `program` (a wrapper that execs synod) with synod's flags.
+    pub fn synod_program(program: &Path, dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(
+            "synod",
+            &program.display().to_string(),
+            dir,
+            free_port(),
+            free_port(),
+            extra,
+            &[],
+        )
+    }
+
     /// Starts synod with extra flags and environment variables.
     pub fn synod_env(
         dir: &Path,
