@@ -34,8 +34,8 @@ fn main() -> ExitCode {
     if let Some(warm) = synod::warm::Warm::start(config.idle_spin_us) {
         let w = warm.clone();
         builder
-            .on_thread_park(move || w.touch())
-            .on_thread_unpark(move || warm.touch());
+            .on_thread_park(move || w.parking())
+            .on_thread_unpark(move || warm.woke());
     }
     let rt = match builder.build() {
         Ok(rt) => rt,

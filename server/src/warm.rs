@@ -10,21 +10,26 @@
 //! 4,000/s here (BENCHMARKS.md, "Keeping the CPUs awake").
 //!
 //! So for `--idle-spin-us` after a worker thread last parked or woke, one
-//! thread per CPU spins instead of letting its CPU halt. They run under
-//! `SCHED_IDLE`: any other thread that becomes runnable on that CPU takes it
-//! at once, and the scheduler counts such a CPU as idle when it places a
-//! woken thread, so the spinners cost the CPU time nobody else wanted and
-//! nothing else. Once the window passes they sleep until the next wake-up.
-//! The price is CPU time on an otherwise idle machine: a server busy more
-//! often than once per window spins its idle CPUs the whole time.
+//! thread per CPU (at most 8) spins instead of letting its CPU halt. They run
+//! under `SCHED_IDLE`: any thread of ours, or of a process in the same
+//! cgroup, that becomes runnable on that CPU takes it at once, and the
+//! scheduler counts such a CPU as idle when it places a woken thread. Once
+//! the window passes they sleep until a worker next falls idle.
+//!
+//! The price: CPU time on an otherwise idle machine (a server that hears
+//! from clients more often than once per window spins its idle CPUs the
+//! whole time); on hosts whose cgroups share CPU by weight, a share taken
+//! from CPU-bound neighbours in other cgroups while the spinners run; on
+//! SMT cores, a busy sibling slowed a little. Off by default under a CPU
+//! quota smaller than the CPUs, where it would spend the quota.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// Spinning threads at most; past a few CPUs a woken thread nearly always
-/// finds one that is awake anyway.
+/// Spinning threads at most, so a large machine does not spin dozens of
+/// CPUs; the gain was measured on two, and the first eight CPUs are taken.
 const MAX_SPINNERS: usize = 8;
 
 /// Long enough to cover the fdatasync and the hand-offs of one request, and
@@ -46,7 +51,7 @@ pub struct Warm {
 
 impl Warm {
     /// Starts the spinners, one pinned to each CPU this process may run on,
-    /// and returns what the runtime's park and unpark hooks touch. None when
+    /// and returns what the runtime's park and unpark hooks call. None when
     /// the window (`--idle-spin-us`) is zero or no spinner could start.
     pub fn start(asked_us: Option<u32>) -> Option<Arc<Warm>> {
         let cpus = allowed_cpus();
@@ -71,13 +76,17 @@ impl Warm {
             asleep: AtomicBool::new(true),
             spinners: OnceLock::new(),
         });
+        let (pinned_tx, pinned) = std::sync::mpsc::channel();
         let mut spinners = Vec::new();
         for cpu in cpus.into_iter().take(MAX_SPINNERS) {
-            let w = warm.clone();
+            let (w, pinned_tx) = (warm.clone(), pinned_tx.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("synod-warm-{cpu}"))
                 .spawn(move || {
-                    if pin_idle(cpu) {
+                    let ok = pin_idle(cpu);
+                    let _ = pinned_tx.send(ok);
+                    drop(pinned_tx);
+                    if ok {
                         w.spin();
                     }
                 });
@@ -86,7 +95,16 @@ impl Warm {
                 Err(e) => tracing::warn!("cannot start a spinning thread: {e}"),
             }
         }
-        if spinners.is_empty() {
+        drop(pinned_tx);
+        let pinned = pinned.iter().take(spinners.len()).filter(|&ok| ok).count();
+        if pinned < spinners.len() {
+            tracing::warn!(
+                "{} of {} spinning threads could not be pinned under SCHED_IDLE and do not spin",
+                spinners.len() - pinned,
+                spinners.len()
+            );
+        }
+        if pinned == 0 {
             return None;
         }
         let _ = warm.spinners.set(spinners);
@@ -97,10 +115,17 @@ impl Warm {
         self.start.elapsed().as_nanos() as u64
     }
 
-    /// Called whenever a worker parks or wakes, so it costs a clock read and
-    /// a store, and unparks only when the spinners have gone to sleep.
-    pub fn touch(&self) {
+    /// Called whenever a worker wakes: a clock read and a store, so the
+    /// request that woke it is not kept waiting.
+    pub fn woke(&self) {
         self.until.store(self.now() + self.window, SeqCst);
+    }
+
+    /// Called whenever a worker is about to park, which is when the CPUs
+    /// start to fall idle: wakes the spinners if they have gone to sleep,
+    /// at a moment when the worker has nothing else to do.
+    pub fn parking(&self) {
+        self.woke();
         if self.asleep.load(SeqCst) && self.asleep.swap(false, SeqCst) {
             for t in self.spinners.get().into_iter().flatten() {
                 t.unpark();
@@ -115,9 +140,11 @@ impl Warm {
                     std::hint::spin_loop();
                 }
             }
-            // A touch either sees `asleep` and unparks this thread (an unpark
-            // before the park makes the park return at once), or came before
-            // the store and its new deadline shows here.
+            // A `parking` either sees `asleep` and unparks this thread (an
+            // unpark before the park makes the park return at once), or came
+            // before the store and its new deadline shows here. A `woke`
+            // alone does not wake a sleeping spinner: the worker's next
+            // `parking` does, when the CPUs actually fall idle.
             self.asleep.store(true, SeqCst);
             if self.now() >= self.until.load(SeqCst) {
                 std::thread::park();
@@ -125,6 +152,7 @@ impl Warm {
         }
     }
 }
+
 /// The CPUs in this process's affinity mask.
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it in.

@@ -99,15 +99,36 @@ async fn puts(server: &Server, how_long: Duration) -> usize {
     n
 }
 
+/// The CPUs this process may run on, from /proc/self/status ("0-3,6").
+fn allowed_cpus() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    list.trim()
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
 #[test]
 fn spinners_run_while_requests_come_and_sleep_when_they_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::synod(dir.path());
+    // Asked for explicitly: under a container's CPU quota the default is off.
+    let server = Server::synod_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &["--idle-spin-us=200"],
+    );
     let pid = server.child.id();
 
-    let cpus = std::thread::available_parallelism().unwrap().get();
     let spin = spinners(pid);
-    assert_eq!(spin.len(), cpus.min(8), "one spinner per CPU");
+    assert_eq!(spin.len(), allowed_cpus().min(8), "one spinner per CPU");
     for s in &spin {
         assert_eq!(s.policy(), SCHED_IDLE, "{} is not SCHED_IDLE", s.name);
         let cpu = s.name.trim_start_matches("synod-warm-");
@@ -115,24 +136,30 @@ fn spinners_run_while_requests_come_and_sleep_when_they_stop() {
     }
 
     // Serial puts leave the CPUs idle between the hops of each request: the
-    // spinners take that time.
+    // spinners take that time, unless other work on a loaded machine does.
     let before = total_ticks(&spin);
-    let puts = put_for(&server, Duration::from_secs(2));
-    let during = total_ticks(&spin) - before;
-    assert!(puts > 0);
+    let mut puts = 0;
+    for _ in 0..5 {
+        puts += put_for(&server, Duration::from_secs(1));
+        if total_ticks(&spin) > before {
+            break;
+        }
+    }
     assert!(
-        during > 0,
+        total_ticks(&spin) > before,
         "the spinners used no CPU time during {puts} serial puts"
     );
 
     // Once requests stop, they sleep: a server nobody uses must not burn CPU.
+    // Its timers (Raft's tick, the lease ticker) still wake a worker about
+    // ten times a second, and each wake-up spins every CPU for the window.
     std::thread::sleep(Duration::from_millis(500));
     let before = total_ticks(&spin);
     std::thread::sleep(Duration::from_secs(3));
     let idle = total_ticks(&spin) - before;
     // A clock tick is 10 ms; spinning through the 3 s would be 300 a CPU.
     assert!(
-        idle <= 10,
+        idle <= 5 * spin.len() as u64,
         "the spinners used {idle} ticks in 3 s with no requests"
     );
 }
@@ -152,24 +179,27 @@ struct Quota {
 }
 
 impl Quota {
-    fn half_a_cpu() -> Quota {
+    /// None where this process cannot make one (not root, a read-only or
+    /// delegated cgroup tree).
+    fn half_a_cpu() -> Option<Quota> {
         let name = format!("synod-test-{}", std::process::id());
         let v1 = std::path::Path::new("/sys/fs/cgroup/cpu");
-        let dir = if v1.join("cpu.cfs_quota_us").exists() {
-            let dir = v1.join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("cpu.cfs_period_us"), "100000").unwrap();
-            std::fs::write(dir.join("cpu.cfs_quota_us"), "50000").unwrap();
-            dir
+        let (quota, limit) = if v1.join("cpu.cfs_quota_us").exists() {
+            let quota = Quota { dir: v1.join(name) };
+            std::fs::create_dir(&quota.dir).ok()?;
+            std::fs::write(quota.dir.join("cpu.cfs_period_us"), "100000").ok()?;
+            (quota, ("cpu.cfs_quota_us", "50000"))
         } else {
             let root = std::path::Path::new("/sys/fs/cgroup");
-            std::fs::write(root.join("cgroup.subtree_control"), "+cpu").unwrap();
-            let dir = root.join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("cpu.max"), "50000 100000").unwrap();
-            dir
+            std::fs::write(root.join("cgroup.subtree_control"), "+cpu").ok()?;
+            let quota = Quota {
+                dir: root.join(name),
+            };
+            std::fs::create_dir(&quota.dir).ok()?;
+            (quota, ("cpu.max", "50000 100000"))
         };
-        Quota { dir }
+        std::fs::write(quota.dir.join(limit.0), limit.1).ok()?;
+        Some(quota)
     }
 }
 
@@ -184,13 +214,15 @@ impl Drop for Quota {
 /// explicit `--idle-spin-us` still turns it on.
 #[test]
 fn a_cpu_quota_turns_the_spinners_off_unless_asked() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let cpus = std::thread::available_parallelism().unwrap().get();
-    if cpus < 2 || std::fs::metadata("/proc/self").unwrap().uid() != 0 {
-        eprintln!("skipped: a quota below the CPUs needs root and two CPUs");
-        return;
-    }
-    let quota = Quota::half_a_cpu();
+    use std::os::unix::fs::PermissionsExt;
+    let cpus = allowed_cpus();
+    let quota = match Quota::half_a_cpu() {
+        Some(q) if cpus >= 2 => q,
+        _ => {
+            eprintln!("skipped: a quota below the CPUs needs two CPUs and a writable cgroup");
+            return;
+        }
+    };
     let dir = tempfile::tempdir().unwrap();
     let wrapper = dir.path().join("in-cgroup");
     std::fs::write(
