@@ -32,14 +32,19 @@ impl Spinner {
     }
 
     fn cpus_allowed(&self) -> String {
-        let status = std::fs::read_to_string(&self.status).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim()
-            .to_string()
+        cpus_allowed_list(&self.status)
     }
+}
+
+/// A status file's Cpus_allowed_list, such as "0-3,6".
+fn cpus_allowed_list(status: &std::path::Path) -> String {
+    std::fs::read_to_string(status)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 /// The fields of a stat file, counted from 1 as proc(5) does, less one; the
@@ -99,14 +104,9 @@ async fn puts(server: &Server, how_long: Duration) -> usize {
     n
 }
 
-/// The CPUs this process may run on, from /proc/self/status ("0-3,6").
+/// How many CPUs this process may run on.
 fn allowed_cpus() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    list.trim()
+    cpus_allowed_list(std::path::Path::new("/proc/self/status"))
         .split(',')
         .map(|part| match part.split_once('-') {
             Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
