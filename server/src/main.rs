@@ -44,7 +44,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(config)) {
+    // The watchers' own runtime: see mvcc/delivery.rs.
+    let watchers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
+        .thread_name("synod-watch")
+        .enable_all()
+        .build();
+    let watchers = match watchers {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("synod: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(config, watchers.handle().clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -53,7 +66,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    config: Config,
+    watchers: tokio::runtime::Handle,
+) -> Result<(), Box<dyn std::error::Error>> {
     config.check_timing()?;
     let specs = config.members()?;
     let me = specs
@@ -138,8 +154,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                     .max_decoding_message_size(MAX_RECV_BYTES),
             )
             .add_service(
-                WatchServer::new(api::watch::WatchService::new(node.clone()))
-                    .max_decoding_message_size(MAX_RECV_BYTES),
+                WatchServer::new(api::watch::WatchService::new(
+                    node.clone(),
+                    watchers.clone(),
+                ))
+                .max_decoding_message_size(MAX_RECV_BYTES),
             )
             .add_service(
                 LeaseServer::new(api::lease::LeaseService::new(

@@ -13,6 +13,7 @@ use synod_proto::etcdserverpb::watch_request::RequestUnion;
 use synod_proto::etcdserverpb::watch_server::Watch;
 use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use synod_proto::mvccpb::{event::EventType, Event, KeyValue};
+use tokio::runtime::Handle as Runtime;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -23,16 +24,23 @@ use crate::raft::Node;
 
 /// How many revisions one history read covers while catching up.
 const CATCH_UP_REVS: i64 = 512;
+/// Events one live response gathers at most from changes already queued.
+const MAX_GATHERED: usize = 512;
 /// etcd's progress-notify interval.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 
 pub struct WatchService {
     node: Arc<Node>,
+    /// Where the watchers run: a runtime apart from the one serving
+    /// writes, so that writes need not wait behind every watcher's turn
+    /// (see mvcc/delivery.rs).
+    watchers: Runtime,
 }
 
 impl WatchService {
-    pub fn new(node: Arc<Node>) -> Self {
-        WatchService { node }
+    pub fn new(node: Arc<Node>, watchers: Runtime) -> Self {
+        node.store.delivery().attach(watchers.clone());
+        WatchService { node, watchers }
     }
 }
 
@@ -48,6 +56,7 @@ impl Watch for WatchService {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(128);
         let node = self.node.clone();
+        let watchers_rt = self.watchers.clone();
         tokio::spawn(async move {
             // Live watchers by id, with a generation so that a watcher that
             // ended on its own is forgotten without touching a newer one
@@ -123,7 +132,7 @@ impl Watch for WatchService {
                         );
                         let w = Watcher::new(node.clone(), id, c, current, tx.clone());
                         let done = Done(id, generation, done_tx.clone());
-                        tokio::spawn(w.run(changes, cancel_rx, flush_rx, done));
+                        watchers_rt.spawn(w.run(changes, cancel_rx, flush_rx, done));
                     }
                     // The watcher answers the cancel itself, after any event
                     // it was already sending. Cancelling an unknown watch is
@@ -276,6 +285,41 @@ impl Watcher {
         self.out.send(Ok(resp)).await.is_ok()
     }
 
+    /// This watcher's events from one broadcast change and every change
+    /// already queued behind it, for one response: when the writes outrun
+    /// delivery, a watcher pays its per-response costs (a wake, a header, a
+    /// frame) once per batch rather than once per revision, as etcd's
+    /// watchers do while they catch up. Returns the events and the revision
+    /// they cover.
+    fn gather(
+        &self,
+        first: Arc<crate::mvcc::Changes>,
+        changes: &mut broadcast::Receiver<Arc<crate::mvcc::Changes>>,
+    ) -> (Vec<Event>, i64) {
+        let mut events = Vec::new();
+        let mut through = first.rev;
+        let mut next = Some(first);
+        while let Some(c) = next {
+            // The previous value is copied only for a watcher that asked
+            // for it: with many watchers on a prefix the copies add up. A
+            // put does not load the value it replaces, so such a watcher
+            // reads it here, as etcd's watch stream does.
+            events.extend(c.events.iter().filter(|e| self.wants(e)).map(|e| Event {
+                r#type: e.r#type,
+                kv: e.kv.clone(),
+                prev_kv: if self.prev_kv { self.prev_of(e) } else { None },
+            }));
+            through = c.rev;
+            // A lag here leaves the rest to the next catch_up, from `through`.
+            next = if events.len() < MAX_GATHERED {
+                changes.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        (events, through)
+    }
+
     /// Replays history from `next` up to the current revision; false when
     /// the watch ended (client gone, or history compacted away).
     async fn catch_up(&mut self) -> bool {
@@ -372,22 +416,8 @@ impl Watcher {
                 }
                 msg = changes.recv() => match msg {
                     Ok(c) => {
-                        // The previous value is copied only for a watcher
-                        // that asked for it: with many watchers on a prefix
-                        // the copies add up. A put does not load the value
-                        // it replaces, so such a watcher reads it here, as
-                        // etcd's watch stream does.
-                        let events: Vec<Event> = c
-                            .events
-                            .iter()
-                            .filter(|e| self.wants(e))
-                            .map(|e| Event {
-                                r#type: e.r#type,
-                                kv: e.kv.clone(),
-                                prev_kv: if self.prev_kv { self.prev_of(e) } else { None },
-                            })
-                            .collect();
-                        if !self.send(events, c.rev).await {
+                        let (events, through) = self.gather(c, &mut changes);
+                        if !self.send(events, through).await {
                             return;
                         }
                     }

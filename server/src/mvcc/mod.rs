@@ -9,6 +9,7 @@
 //! The key index and the lease table live in memory and are rebuilt at start.
 
 mod compactor;
+pub mod delivery;
 pub mod index;
 mod txn;
 mod writer;
@@ -92,6 +93,7 @@ pub struct Store {
     writer: writer::Writer,
     state: RwLock<State>,
     changes: broadcast::Sender<Arc<Changes>>,
+    delivery: Arc<delivery::Delivery>,
     compactor: compactor::Compactor,
     /// Set when an apply failed part way: memory may then be ahead of
     /// disk, so nothing more is served from it until a restart rebuilds it.
@@ -184,6 +186,7 @@ impl Store {
             tree,
             state: RwLock::new(st),
             changes,
+            delivery: Default::default(),
             compactor,
             broken: Default::default(),
         })
@@ -213,6 +216,10 @@ impl Store {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Changes>> {
         self.changes.subscribe()
+    }
+
+    pub fn delivery(&self) -> &Arc<delivery::Delivery> {
+        &self.delivery
     }
 
     /// The store's sled tree, once every applied batch is written to it.
@@ -303,7 +310,9 @@ impl Store {
         }
         if !events.is_empty() {
             // No receivers is fine; watchers that lag catch up from storage.
-            let _ = self.changes.send(Arc::new(Changes { events, rev }));
+            if self.changes.send(Arc::new(Changes { events, rev })).is_ok() {
+                self.delivery.woke();
+            }
         }
         Ok(out)
     }

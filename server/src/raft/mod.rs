@@ -317,7 +317,15 @@ impl Node {
             election_timeout: Duration::from_millis(opts.election_timeout),
         });
         let waiting = Waiting { syncs, pending };
-        tokio::spawn(proposer(raft.clone(), peers.clone(), waiting, prx, hold));
+        let delivery = store.delivery().clone();
+        tokio::spawn(proposer(
+            raft.clone(),
+            peers.clone(),
+            waiting,
+            prx,
+            hold,
+            delivery,
+        ));
         tokio::spawn(read_rounds(raft.clone(), peers, rrx));
         tokio::spawn(lease_expiry(node.clone()));
         tokio::spawn(snapshot_ticker(raft.clone()));
@@ -720,6 +728,7 @@ async fn proposer(
     waiting: Waiting,
     mut rx: mpsc::UnboundedReceiver<(synodpb::Request, Reply)>,
     hold: Arc<Hold>,
+    delivery: Arc<crate::mvcc::delivery::Delivery>,
 ) {
     use prost::Message;
     let inflight = Arc::new(tokio::sync::Semaphore::new(MAX_INFLIGHT));
@@ -731,6 +740,8 @@ async fn proposer(
         let Some(first) = rx.recv().await else {
             return;
         };
+        // Writes queued meanwhile join this batch.
+        delivery.wait().await;
         // etcd's raft drops proposals during a leadership transfer; these
         // wait instead, and go to the new leader once it leads.
         hold.unpaused().await;
