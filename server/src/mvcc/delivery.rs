@@ -20,10 +20,9 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
-/// Broadcasts the watchers may trail before writes wait for them. With one
-/// writer and 1,000 watchers (`synod-bench compare --workloads watch`), 2
-/// gave 1.04x the events of no runtime of their own, 4 gave 1.3x, 8 1.8x
-/// with the lag's p99 no higher, 16 and 32 no more events but more lag.
+/// Broadcasts the watchers may trail before writes wait for them: fewer
+/// gathered too little per response, more only added lag (BENCHMARKS.md,
+/// "Watchers on a runtime of their own").
 pub const ROUNDS_AHEAD: u64 = 8;
 /// The longest a write waits for the watchers.
 pub const MAX_WAIT: Duration = Duration::from_millis(50);
