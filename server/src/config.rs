@@ -70,7 +70,8 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub logger: Option<String>,
 
-    /// Threads serving requests [default: one fewer than the cores, at least one].
+    /// Threads serving requests, and as many again running watchers
+    /// [default: one fewer than the cores, at least one].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
 
