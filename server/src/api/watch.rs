@@ -2,6 +2,8 @@
 //! (history replay) and then follows the changes the apply path broadcasts.
 //! A watcher that falls behind the broadcast catches up from storage again,
 //! so apply never waits for a watcher and no event is lost or repeated.
+//! The watchers run on a runtime of their own; new writes yield briefly
+//! while they are far behind (mvcc/delivery.rs).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -26,6 +28,11 @@ use crate::raft::Node;
 const CATCH_UP_REVS: i64 = 512;
 /// Events one live response gathers at most from changes already queued.
 const MAX_GATHERED: usize = 512;
+/// And keys and values, in any response of several revisions (gathered
+/// live or replayed): a client that keeps gRPC's default 4 MiB limit on
+/// received messages must take it whenever it could take each revision
+/// alone.
+const MAX_GATHERED_BYTES: usize = 1 << 20;
 /// etcd's progress-notify interval.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -181,6 +188,31 @@ impl Watch for WatchService {
     }
 }
 
+/// How many of `events` go in one response: whole revisions, up to about
+/// [`MAX_GATHERED_BYTES`] of keys and values (a revision's events are never
+/// split, as etcd splits them only for watchers that ask to).
+fn response_cut(events: &[Event]) -> usize {
+    let rev = |e: &Event| e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
+    let mut bytes = 0;
+    for (i, e) in events.iter().enumerate() {
+        bytes += event_bytes(e);
+        if bytes >= MAX_GATHERED_BYTES {
+            let same = events[i + 1..].iter().take_while(|n| rev(n) == rev(e));
+            return i + 1 + same.count();
+        }
+    }
+    events.len()
+}
+
+/// An event's keys and values, about its share of a response.
+fn event_bytes(e: &Event) -> usize {
+    [e.kv.as_ref(), e.prev_kv.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|kv| kv.key.len() + kv.value.len())
+        .sum()
+}
+
 /// The stream's side of a running watcher.
 struct Handle {
     generation: u64,
@@ -264,40 +296,45 @@ impl Watcher {
     /// Sends events (already filtered); false when the client is gone.
     async fn send(&mut self, mut events: Vec<Event>, through: i64) -> bool {
         self.next = self.next.max(through + 1);
-        if events.is_empty() {
-            return true;
-        }
         if !self.prev_kv {
             for e in &mut events {
                 e.prev_kv = None;
             }
         }
-        let rev = events
-            .last()
-            .and_then(|e| e.kv.as_ref())
-            .map_or(through, |kv| kv.mod_revision);
-        let resp = WatchResponse {
-            header: Some(self.node.header(rev)),
-            watch_id: self.id,
-            events,
-            ..Default::default()
-        };
-        self.out.send(Ok(resp)).await.is_ok()
+        while !events.is_empty() {
+            let rest = events.split_off(response_cut(&events));
+            let rev = events
+                .last()
+                .and_then(|e| e.kv.as_ref())
+                .map_or(through, |kv| kv.mod_revision);
+            let resp = WatchResponse {
+                header: Some(self.node.header(rev)),
+                watch_id: self.id,
+                events,
+                ..Default::default()
+            };
+            if self.out.send(Ok(resp)).await.is_err() {
+                return false;
+            }
+            events = rest;
+        }
+        true
     }
 
     /// This watcher's events from one broadcast change and every change
     /// already queued behind it, for one response: when the writes outrun
     /// delivery, a watcher pays its per-response costs (a wake, a header, a
     /// frame) once per batch rather than once per revision, as etcd's
-    /// watchers do while they catch up. Returns the events and the revision
-    /// they cover.
+    /// watchers do while they catch up. Returns the events, the revision
+    /// they cover, and whether the broadcast dropped changes after it.
     fn gather(
         &self,
         first: Arc<crate::mvcc::Changes>,
         changes: &mut broadcast::Receiver<Arc<crate::mvcc::Changes>>,
-    ) -> (Vec<Event>, i64) {
+    ) -> (Vec<Event>, i64, bool) {
         let mut events = Vec::new();
         let mut through = first.rev;
+        let mut bytes = 0;
         let mut next = Some(first);
         while let Some(c) = next {
             // The previous value is copied only for a watcher that asked
@@ -310,14 +347,19 @@ impl Watcher {
                 prev_kv: if self.prev_kv { self.prev_of(e) } else { None },
             }));
             through = c.rev;
-            // A lag here leaves the rest to the next catch_up, from `through`.
-            next = if events.len() < MAX_GATHERED {
-                changes.try_recv().ok()
-            } else {
-                None
+            bytes += c.events.iter().map(event_bytes).sum::<usize>();
+            if events.len() >= MAX_GATHERED || bytes >= MAX_GATHERED_BYTES {
+                break;
+            }
+            next = match changes.try_recv() {
+                Ok(c) => Some(c),
+                Err(broadcast::error::TryRecvError::Empty) => None,
+                // Skipped past changes it will never see: the rest, from
+                // `through` on, comes from storage.
+                Err(_) => return (events, through, true),
             };
         }
-        (events, through)
+        (events, through, false)
     }
 
     /// Replays history from `next` up to the current revision; false when
@@ -343,10 +385,19 @@ impl Watcher {
                 return false;
             }
             let to = current.min(self.next + CATCH_UP_REVS - 1);
-            let records = match self.node.store.history(self.next, to) {
-                Ok(r) => r,
-                Err(e) => {
+            // Off the watchers' threads: a long replay must not hold up the
+            // live watchers, nor the writes that wait for them.
+            let (node, from) = (self.node.clone(), self.next);
+            let read = tokio::task::spawn_blocking(move || node.store.history(from, to)).await;
+            let records = match read {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     let _ = self.out.send(Err(e.status())).await;
+                    return false;
+                }
+                Err(e) => {
+                    let status = Status::internal(format!("reading history: {e}"));
+                    let _ = self.out.send(Err(status)).await;
                     return false;
                 }
             };
@@ -391,9 +442,19 @@ impl Watcher {
         let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
         progress.tick().await;
         let mut flushes: Vec<(i64, oneshot::Sender<()>)> = Vec::new();
+        // Storage is read only where the broadcast cannot serve: at the
+        // start (a start revision in the past), after falling behind the
+        // broadcast, and to answer a progress request (a revision without
+        // events is never broadcast). A watcher that merely trails the
+        // writes by a few revisions takes them from the broadcast, where
+        // they are already queued.
+        let mut behind = true;
         loop {
-            if !self.catch_up().await {
-                return;
+            if behind || flushes.iter().any(|(rev, _)| *rev >= self.next) {
+                if !self.catch_up().await {
+                    return;
+                }
+                behind = false;
             }
             let next = self.next;
             for (_, ack) in flushes.extract_if(.., |(rev, _)| *rev < next) {
@@ -416,13 +477,14 @@ impl Watcher {
                 }
                 msg = changes.recv() => match msg {
                     Ok(c) => {
-                        let (events, through) = self.gather(c, &mut changes);
+                        let (events, through, lagged) = self.gather(c, &mut changes);
                         if !self.send(events, through).await {
                             return;
                         }
+                        behind |= lagged;
                     }
-                    // Fell behind the broadcast: the next catch_up reads storage.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    // Fell behind the broadcast: catch up from storage.
+                    Err(broadcast::error::RecvError::Lagged(_)) => behind = true,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 // Only what this watcher has sent through: events up to the

@@ -11,7 +11,7 @@
 //! watchers are more than [`ROUNDS_AHEAD`] broadcasts behind, and never
 //! longer than [`MAX_WAIT`]. A watcher whose client stops reading does not
 //! count: it waits on its stream, not on this runtime, and catches up from
-//! storage later.
+//! storage later, on the blocking pool, as any long replay does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -30,7 +30,8 @@ pub const MAX_WAIT: Duration = Duration::from_millis(50);
 #[derive(Default)]
 pub struct Delivery {
     runtime: OnceLock<Handle>,
-    /// Broadcasts that reached at least one watcher.
+    /// Broadcasts that reached at least one subscriber: a watcher, or a
+    /// lock waiter or election observer on the serving runtime.
     sent: AtomicU64,
     /// Of those, how many the watchers' runtime has worked through.
     done: AtomicU64,
@@ -44,7 +45,9 @@ impl Delivery {
     }
 
     /// Called right after a broadcast woke the watchers: a marker queued
-    /// behind their wake-ups runs once the runtime has polled them.
+    /// behind their wake-ups runs once the runtime has taken those up. A
+    /// heuristic, not a barrier: a worker may steal the marker ahead of a
+    /// wake-up, and a watcher busy sending is not counted at all.
     pub(super) fn woke(self: &Arc<Self>) {
         let Some(rt) = self.runtime.get() else {
             return;
