@@ -638,8 +638,9 @@ fn a_reader_that_stops_catches_up_from_storage_without_a_gap() {
                 revs.extend(events.map(|e| e.kv.as_ref().unwrap().mod_revision));
             }
             eprintln!("{name}: largest response {largest} bytes");
-            // synod cuts a replay at a revision past 1 MiB, so a client
-            // that keeps gRPC's default limit takes it.
+            // synod cuts a replay before the revision that would take it
+            // past 1 MiB, so a client that keeps gRPC's default limit
+            // takes it.
             if name == "synod" {
                 assert!(largest < 4 << 20, "a response of {largest} bytes");
             }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
 use synod_proto::etcdserverpb::watch_create_request::FilterType;
 use synod_proto::etcdserverpb::watch_request::RequestUnion;
 use synod_proto::etcdserverpb::watch_server::Watch;
@@ -28,11 +29,13 @@ use crate::raft::Node;
 const CATCH_UP_REVS: i64 = 512;
 /// Events one live response gathers at most from changes already queued.
 const MAX_GATHERED: usize = 512;
-/// And keys and values, in any response of several revisions (gathered
-/// live or replayed): a client that keeps gRPC's default 4 MiB limit on
-/// received messages must take it whenever it could take each revision
-/// alone.
-const MAX_GATHERED_BYTES: usize = 1 << 20;
+/// The encoded events of a response of several revisions, gathered live or
+/// replayed: a client that keeps gRPC's default 4 MiB limit on received
+/// messages must take it whenever it could take each revision alone.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+/// History reads at once, on the blocking pool: a stalled stream can make
+/// hundreds of watchers fall behind together.
+static HISTORY_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 /// etcd's progress-notify interval.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -188,29 +191,23 @@ impl Watch for WatchService {
     }
 }
 
-/// How many of `events` go in one response: whole revisions, up to about
-/// [`MAX_GATHERED_BYTES`] of keys and values (a revision's events are never
-/// split, as etcd splits them only for watchers that ask to).
+/// How many of `events` go in one response: whole revisions (etcd splits
+/// one only for a watcher that asks to), no more than
+/// [`MAX_RESPONSE_BYTES`] encoded unless the first revision alone is.
 fn response_cut(events: &[Event]) -> usize {
     let rev = |e: &Event| e.kv.as_ref().map_or(0, |kv| kv.mod_revision);
-    let mut bytes = 0;
-    for (i, e) in events.iter().enumerate() {
-        bytes += event_bytes(e);
-        if bytes >= MAX_GATHERED_BYTES {
-            let same = events[i + 1..].iter().take_while(|n| rev(n) == rev(e));
-            return i + 1 + same.count();
+    let (mut bytes, mut i) = (0, 0);
+    while i < events.len() {
+        let r = rev(&events[i]);
+        let end = i + events[i..].iter().take_while(|e| rev(e) == r).count();
+        let size: usize = events[i..end].iter().map(Message::encoded_len).sum();
+        if i > 0 && bytes + size > MAX_RESPONSE_BYTES {
+            return i;
         }
+        bytes += size;
+        i = end;
     }
     events.len()
-}
-
-/// An event's keys and values, about its share of a response.
-fn event_bytes(e: &Event) -> usize {
-    [e.kv.as_ref(), e.prev_kv.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|kv| kv.key.len() + kv.value.len())
-        .sum()
 }
 
 /// The stream's side of a running watcher.
@@ -347,8 +344,8 @@ impl Watcher {
                 prev_kv: if self.prev_kv { self.prev_of(e) } else { None },
             }));
             through = c.rev;
-            bytes += c.events.iter().map(event_bytes).sum::<usize>();
-            if events.len() >= MAX_GATHERED || bytes >= MAX_GATHERED_BYTES {
+            bytes += c.events.iter().map(Message::encoded_len).sum::<usize>();
+            if events.len() >= MAX_GATHERED || bytes >= MAX_RESPONSE_BYTES {
                 break;
             }
             next = match changes.try_recv() {
@@ -388,7 +385,9 @@ impl Watcher {
             // Off the watchers' threads: a long replay must not hold up the
             // live watchers, nor the writes that wait for them.
             let (node, from) = (self.node.clone(), self.next);
+            let permit = HISTORY_READS.acquire().await.ok();
             let read = tokio::task::spawn_blocking(move || node.store.history(from, to)).await;
+            drop(permit);
             let records = match read {
                 Ok(Ok(r)) => r,
                 Ok(Err(e)) => {
