@@ -37,21 +37,17 @@ fn main() -> ExitCode {
             .on_thread_park(move || w.parking())
             .on_thread_unpark(move || warm.woke());
     }
-    let rt = match builder.build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("synod: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     // The watchers' own runtime: see mvcc/delivery.rs.
-    let watchers = tokio::runtime::Builder::new_multi_thread()
+    let mut watch_builder = tokio::runtime::Builder::new_multi_thread();
+    watch_builder
         .worker_threads(config.worker_threads())
         .thread_name("synod-watch")
-        .enable_all()
-        .build();
-    let watchers = match watchers {
-        Ok(rt) => rt,
+        .enable_all();
+    let (rt, watchers) = match builder
+        .build()
+        .and_then(|rt| Ok((rt, watch_builder.build()?)))
+    {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("synod: cannot start runtime: {e}");
             return ExitCode::FAILURE;

@@ -523,11 +523,7 @@ fn many_watchers_and_a_stopped_reader_see_every_revision_once() {
                             {
                                 gathered += 1;
                             }
-                            revs.extend(
-                                resp.events
-                                    .iter()
-                                    .map(|e| e.kv.as_ref().unwrap().mod_revision),
-                            );
+                            revs.extend(revisions(&resp));
                         }
                         (revs, gathered)
                     })
@@ -567,17 +563,20 @@ fn many_watchers_and_a_stopped_reader_see_every_revision_once() {
             let mut revs = Vec::new();
             while revs.len() < total {
                 let resp = next(&mut stopped).await;
-                revs.extend(
-                    resp.events
-                        .iter()
-                        .map(|e| e.kv.as_ref().unwrap().mod_revision),
-                );
+                revs.extend(revisions(&resp));
             }
             drop(stopped_tx);
             same_revisions(&revs, &expected, "the stopped reader");
             eprintln!("responses gathering several revisions: {gathered}");
         });
     }
+}
+
+/// The revisions of a response's events, in order.
+fn revisions(resp: &WatchResponse) -> impl Iterator<Item = i64> + '_ {
+    resp.events
+        .iter()
+        .map(|e| e.kv.as_ref().unwrap().mod_revision)
 }
 
 /// Fails at the first revision `got` misses, repeats or reorders.
@@ -634,8 +633,7 @@ fn a_reader_that_stops_catches_up_from_storage_without_a_gap() {
             while revs.len() < PUTS {
                 let resp = next(&mut stream).await;
                 largest = largest.max(prost::Message::encoded_len(&resp));
-                let events = resp.events.iter();
-                revs.extend(events.map(|e| e.kv.as_ref().unwrap().mod_revision));
+                revs.extend(revisions(&resp));
             }
             eprintln!("{name}: largest response {largest} bytes");
             // synod cuts a replay before the revision that would take it
