@@ -23,6 +23,7 @@ use crate::WalTypes;
 use crate::wal::atomic_flush_metrics::AtomicFlushMetrics;
 use crate::wal::batch_metrics::BatchMetrics;
 use crate::wal::callback::Callback;
+use crate::wal::direct::DirectWriter;
 use crate::wal::file_entry::FileEntry;
 use crate::wal::file_persisted::ChunkPersisted;
 use crate::wal::flush_request::FlushStat;
@@ -117,6 +118,7 @@ where W: WalTypes
     metrics: Arc<AtomicFlushMetrics>,
     config: Arc<Config>,
     worker_state: Arc<WorkerState>,
+    direct: DirectWriter,
 }
 
 impl<W> FlushWorker<W>
@@ -145,6 +147,7 @@ where W: WalTypes
             metrics,
             config,
             worker_state,
+            direct: DirectWriter::default(),
         }
     }
 
@@ -212,15 +215,12 @@ where W: WalTypes
                 // TODO: possible to use write_all_vectored()?
 
                 let last_entry = self.files.last().unwrap();
-                let mut last_file: &File = &last_entry.f;
                 // Synod's patch: chunks are preallocated, so the records' end
                 // is not the file's. A batch ends at its last write's offset.
                 let batch_end = batch.writes.last().unwrap().write.upto_offset;
-                last_file.seek(SeekFrom::Start(
-                    batch_end
-                        - batch_bytes as u64
-                        - last_entry.starting_offset,
-                ))?;
+                let at = batch_end
+                    - batch_bytes as u64
+                    - last_entry.starting_offset;
                 let batch_start = Instant::now();
                 let mut batch_metrics =
                     BatchMetrics::new(batch.writes.len(), group_wait);
@@ -229,8 +229,20 @@ where W: WalTypes
                 }
 
                 let write_start = Instant::now();
-                let write_res =
-                    write_batch_vectored(&mut last_file, &batch.writes);
+                let write_res = match self.direct.write(
+                    &self.config,
+                    last_entry,
+                    at,
+                    &batch.writes,
+                ) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        let mut last_file: &File = &last_entry.f;
+                        last_file.seek(SeekFrom::Start(at))?;
+                        write_batch_vectored(&mut last_file, &batch.writes)
+                    }
+                    Err(e) => Err(e),
+                };
                 batch_metrics.record_write_time(write_start);
 
                 let need_sync = batch.writes.iter().any(|w| w.write.sync);
@@ -504,6 +516,7 @@ mod tests {
             metrics: Arc::new(AtomicFlushMetrics::default()),
             config: Arc::new(config),
             worker_state: Arc::new(WorkerState::new(1024)),
+            direct: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ pub(crate) mod atomic_flush_metrics;
 pub(crate) mod batch_metrics;
 mod chunked_wal;
 mod closed_chunk_reader;
+mod direct;
 pub(crate) mod file_entry;
 mod flush_client;
 pub(crate) mod flush_request;
