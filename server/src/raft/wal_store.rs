@@ -908,6 +908,7 @@ mod tests {
 
     /// Whether this process holds `path` open with `O_DIRECT`.
     fn open_direct(path: &Path) -> bool {
+        let path = path.canonicalize().unwrap();
         std::fs::read_dir("/proc/self/fd").unwrap().any(|e| {
             let fd = e.unwrap().path();
             std::fs::read_link(&fd).is_ok_and(|target| target == path)
@@ -929,6 +930,9 @@ mod tests {
         // The flush worker writes whole blocks directly and keeps the last,
         // partial one in memory: a restart must find that block in the file,
         // and every later write must carry the records before it unchanged.
+        // Each open replays the whole log from the files. (tmpfs accepts
+        // unaligned direct writes, so there this would not catch a
+        // misaligned one; the temporary directory is on disk here.)
         let dir = tempfile::tempdir().unwrap();
         let probe = dir.path().join("probe");
         std::fs::write(&probe, b"").unwrap();
@@ -943,7 +947,9 @@ mod tests {
         for restart in 0..6 {
             let mut s = open(dir.path()).unwrap();
             assert!(same(&read_all(&mut s).await, &want), "restart {restart}");
-            for round in 0..12 {
+            let mut round = 0;
+            // At least a dozen batches, and then stop inside a block.
+            while round < 12 || records_end(&s).is_multiple_of(4096) {
                 let n = 1 + (restart + round) % 3;
                 let batch: Vec<Entry> = (next..next + n as u64)
                     .map(|i| entry_sized(restart as u64 + 1, i, sizes[i as usize % sizes.len()]))
@@ -951,11 +957,8 @@ mod tests {
                 s.append_wait(batch.clone()).await.unwrap();
                 want.extend(batch);
                 next += n as u64;
+                round += 1;
             }
-            assert!(
-                same(&read_all(&mut s).await, &want),
-                "before restart {restart}"
-            );
             assert_eq!(
                 open_direct(&last_chunk(dir.path())),
                 direct,

@@ -4,8 +4,9 @@
 //! A buffered write only copies into the page cache; the fdatasync after
 //! it then has two round trips to the disk to wait for, writing the page
 //! back and flushing the disk's cache, with a kernel worker's wake-up
-//! between them. A direct write goes to the disk before it returns, so the
-//! fdatasync that follows has only the cache flush left. On Synod's test
+//! between them. A direct write reaches the device (its volatile cache, if
+//! it has one) before it returns, so the fdatasync that follows has only
+//! the cache flush left. On Synod's test
 //! machine (ext4 on virtio, a volatile write cache, no FUA) a 300-byte
 //! append and its sync took 83–106 µs buffered and 58–70 µs direct, by
 //! median of three runs of `bench/sync-latency.py`. `O_DSYNC` instead of the
@@ -19,8 +20,10 @@
 //! risks them no more than the page cache's own write-back of that page
 //! did.
 //!
-//! Where the file system refuses `O_DIRECT` (tmpfs), the worker writes
-//! through the page cache as before.
+//! Where the file system refuses `O_DIRECT` (tmpfs before Linux 6.6), or
+//! refuses the first write for its alignment (a file system or device
+//! wanting blocks larger than 4 KiB), the worker writes through the page
+//! cache as before.
 
 use std::fs::File;
 use std::fs::OpenOptions;
@@ -34,8 +37,14 @@ use crate::WalTypes;
 use crate::wal::file_entry::FileEntry;
 use crate::wal::queued_write::QueuedWrite;
 
-/// A multiple of every logical block size Linux supports for direct I/O.
+/// The alignment of direct writes: a multiple of the 512-byte and 4 KiB
+/// logical blocks of common disks. Where more is needed, the first write
+/// fails with EINVAL and the worker falls back to the page cache.
 const BLOCK: usize = 4096;
+
+/// Blocks of buffer kept between batches: a rare large batch should not
+/// hold its memory until the chunk is full.
+const KEPT_BLOCKS: usize = 256;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(4096))]
@@ -85,8 +94,21 @@ impl DirectWriter {
         let DirectWriter::Open(tail) = self else {
             return Ok(false);
         };
-        tail.write(entry, at, writes)?;
-        Ok(true)
+        let first = !tail.known;
+        match tail.write(entry, at, writes) {
+            Ok(()) => Ok(true),
+            // Nothing was written; the page cache takes this batch and the
+            // rest.
+            Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
+                log::info!(
+                    "chunk {}: direct writes refused ({e}), writing through the page cache",
+                    ChunkId(entry.starting_offset)
+                );
+                *self = DirectWriter::Unsupported;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn open(config: &Config, chunk: u64) -> io::Result<Self> {
@@ -139,6 +161,13 @@ impl Tail {
         if !self.known || self.start + self.len as u64 != at {
             // The first batch into this chunk since the worker started:
             // the records before `at` in its block come from the file.
+            // Later batches start where the last one ended.
+            if self.known {
+                log::warn!(
+                    "a batch at {at}, not at the records' end {}: reading its block again",
+                    self.start + self.len as u64
+                );
+            }
             self.start = at - at % BLOCK as u64;
             self.len = (at - self.start) as usize;
             self.reserve(self.len);
@@ -149,6 +178,9 @@ impl Tail {
             self.known = true;
         }
         let total: usize = writes.iter().map(|w| w.write.data.len()).sum();
+        if total == 0 {
+            return Ok(());
+        }
         let end = self.len + total;
         let padded = end.next_multiple_of(BLOCK);
         self.reserve(padded);
@@ -167,6 +199,10 @@ impl Tail {
         buf.copy_within(kept..end, 0);
         self.start += kept as u64;
         self.len = end - kept;
+        if self.buf.len() > KEPT_BLOCKS {
+            self.buf.truncate(1);
+            self.buf.shrink_to_fit();
+        }
         Ok(())
     }
 }
