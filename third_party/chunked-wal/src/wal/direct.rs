@@ -6,12 +6,12 @@
 //! back and flushing the disk's cache, with a kernel worker's wake-up
 //! between them. A direct write reaches the device (its volatile cache, if
 //! it has one) before it returns, so the fdatasync that follows has only
-//! the cache flush left. On Synod's test
-//! machine (ext4 on virtio, a volatile write cache, no FUA) a 300-byte
-//! append and its sync took 83–106 µs buffered and 58–70 µs direct, by
-//! median of three runs of `bench/sync-latency.py`. `O_DSYNC` instead of the
-//! fdatasync saved nothing more there, and the power-loss test's file layer
-//! sees syncs as fdatasync calls, so the sync stays as it was.
+//! the cache flush left. On Synod's test machine (ext4 on virtio, a
+//! volatile write cache, no FUA) a 300-byte append and its sync took
+//! 83–106 µs buffered and 58–70 µs direct, by median of three runs of
+//! `bench/sync-latency.py`. `O_DSYNC` instead of the fdatasync saved
+//! nothing more there, and the power-loss test's file layer sees syncs as
+//! fdatasync calls, so the sync stays as it was.
 //!
 //! A direct write must start at, and cover, whole blocks, so the block
 //! holding the records' end is kept in memory and written again, with the
