@@ -240,7 +240,7 @@ impl Recipes {
             }
             loop {
                 match changes.recv().await {
-                    Ok(c) => {
+                    Ok(c) if !c.restored => {
                         let deleted = |k: &[u8]| {
                             c.events.iter().any(|e| {
                                 e.r#type == EventType::Delete as i32
@@ -254,8 +254,9 @@ impl Recipes {
                             break;
                         }
                     }
-                    // Missed some changes: look at the keys themselves.
-                    Err(RecvError::Lagged(_)) => {
+                    // Missed some changes, or the store was replaced by a
+                    // snapshot: look at the keys themselves.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
                         if !self.still_there(own, own_rev).await? {
                             return Err(session_expired());
                         }

@@ -209,7 +209,7 @@ async fn observe(r: &Recipes, pfx: &[u8], tx: &Out) -> Result<(), Status> {
                     msg = changes.recv() => msg,
                 };
                 match msg {
-                    Ok(c) => {
+                    Ok(c) if !c.restored => {
                         let first = c.events.iter().find(|e| {
                             e.r#type == EventType::Put as i32
                                 && e.kv.as_ref().is_some_and(|kv| under.contains(&kv.key))
@@ -222,7 +222,7 @@ async fn observe(r: &Recipes, pfx: &[u8], tx: &Out) -> Result<(), Status> {
                             break kv;
                         }
                     }
-                    Err(RecvError::Lagged(_)) => {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
                         let (header, kvs) = r.get(&first_created(pfx)).await?;
                         if let Some(kv) = kvs.into_iter().next() {
                             if !send(tx, header, kv.clone()).await {
@@ -240,7 +240,7 @@ async fn observe(r: &Recipes, pfx: &[u8], tx: &Out) -> Result<(), Status> {
             tokio::select! {
                 _ = tx.closed() => return Ok(()),
                 msg = changes.recv() => match msg {
-                    Ok(c) => {
+                    Ok(c) if !c.restored => {
                         for e in &c.events {
                             let Some(kv) = e.kv.as_ref().filter(|kv| kv.key == current.key) else {
                                 continue;
@@ -254,8 +254,9 @@ async fn observe(r: &Recipes, pfx: &[u8], tx: &Out) -> Result<(), Status> {
                             current = kv.clone();
                         }
                     }
-                    // Missed changes: compare with what the key is now.
-                    Err(RecvError::Lagged(_)) => {
+                    // Missed changes, or the store was replaced by a
+                    // snapshot: compare with what the key is now.
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
                         let (header, kvs) = r.get(&get_key(&current.key)).await?;
                         match kvs.into_iter().next() {
                             Some(kv) if kv.create_revision == current.create_revision => {

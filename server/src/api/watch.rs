@@ -140,9 +140,9 @@ impl Watch for WatchService {
                                 flush: flush_tx,
                             },
                         );
-                        let w = Watcher::new(node.clone(), id, c, current, tx.clone());
                         let done = Done(id, generation, done_tx.clone());
-                        watchers_rt.spawn(w.run(changes, cancel_rx, flush_rx, done));
+                        let w = Watcher::new(node.clone(), id, c, current, tx.clone(), done);
+                        watchers_rt.spawn(w.run(changes, cancel_rx, flush_rx));
                     }
                     // The watcher answers the cancel itself, after any event
                     // it was already sending. Cancelling an unknown watch is
@@ -239,10 +239,21 @@ struct Watcher {
     /// The first revision this watcher has not delivered yet.
     next: i64,
     out: Out,
+    /// Dropped before a watcher that ends on its own sends its last
+    /// response, so the stream has freed its id by the time the client can
+    /// reuse it.
+    done: Option<Done>,
 }
 
 impl Watcher {
-    fn new(node: Arc<Node>, id: i64, c: WatchCreateRequest, current: i64, out: Out) -> Self {
+    fn new(
+        node: Arc<Node>,
+        id: i64,
+        c: WatchCreateRequest,
+        current: i64,
+        out: Out,
+        done: Done,
+    ) -> Self {
         let key = if c.key.is_empty() { vec![0] } else { c.key };
         let has = |f: FilterType| c.filters.contains(&(f as i32));
         Watcher {
@@ -260,6 +271,7 @@ impl Watcher {
                 current + 1
             },
             out,
+            done: Some(done),
         }
     }
 
@@ -349,11 +361,11 @@ impl Watcher {
                 break;
             }
             next = match changes.try_recv() {
-                Ok(c) => Some(c),
+                Ok(c) if !c.restored => Some(c),
                 Err(broadcast::error::TryRecvError::Empty) => None,
-                // Skipped past changes it will never see: the rest, from
-                // `through` on, comes from storage.
-                Err(_) => return (events, through, true),
+                // Skipped past changes it will never see, or the store was
+                // replaced: the rest, from `through` on, comes from storage.
+                Ok(_) | Err(_) => return (events, through, true),
             };
         }
         (events, through, false)
@@ -371,6 +383,7 @@ impl Watcher {
                 return true;
             }
             if self.next < compacted {
+                drop(self.done.take());
                 let resp = WatchResponse {
                     header: Some(self.node.header(current)),
                     watch_id: self.id,
@@ -436,7 +449,6 @@ impl Watcher {
         mut changes: broadcast::Receiver<Arc<crate::mvcc::Changes>>,
         mut cancel: oneshot::Receiver<()>,
         mut flush: mpsc::UnboundedReceiver<(i64, oneshot::Sender<()>)>,
-        _done: Done,
     ) {
         let mut progress = tokio::time::interval(PROGRESS_INTERVAL);
         progress.tick().await;
@@ -475,6 +487,7 @@ impl Watcher {
                     return;
                 }
                 msg = changes.recv() => match msg {
+                    Ok(c) if c.restored => behind = true,
                     Ok(c) => {
                         let (events, through, lagged) = self.gather(c, &mut changes);
                         if !self.send(events, through).await {

@@ -65,6 +65,10 @@ pub struct Changes {
     pub events: Vec<mvccpb::Event>,
     /// The store revision once the batch was applied.
     pub rev: i64,
+    /// Set, with no events, when a snapshot from the leader replaced the
+    /// store: what changed since a receiver's last event is then only in
+    /// storage, and it catches up from there as after a lag.
+    pub restored: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -310,11 +314,19 @@ impl Store {
         }
         if !events.is_empty() {
             // No receivers is fine; watchers that lag catch up from storage.
-            if self.changes.send(Arc::new(Changes { events, rev })).is_ok() {
-                self.delivery.woke();
-            }
+            self.broadcast(Changes {
+                events,
+                rev,
+                restored: false,
+            });
         }
         Ok(out)
+    }
+
+    fn broadcast(&self, changes: Changes) {
+        if self.changes.send(Arc::new(changes)).is_ok() {
+            self.delivery.woke();
+        }
     }
 
     /// Reads one revision's record from storage.
@@ -572,7 +584,16 @@ impl Store {
         self.tree.apply_batch(batch)?;
         let (fresh, leftover) = load_state(&self.tree)?;
         *st = fresh;
+        let rev = st.rev;
         self.compactor.enqueue(leftover);
+        drop(st);
+        // Watchers, lock waiters and election observers on this member would
+        // otherwise never hear of the revisions the snapshot brought.
+        self.broadcast(Changes {
+            events: Vec::new(),
+            rev,
+            restored: true,
+        });
         Ok(())
     }
 }
