@@ -272,8 +272,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // A failed test shows what the server logged last, so a failure in
+        // CI can be read without running it again.
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+            eprintln!(
+                "--- last {} lines of {} ({}) ---\n{}",
+                tail.len(),
+                self.kind,
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
     }
 }
+
+/// How many of a server's last log lines a failed test prints.
+const LOG_TAIL: usize = 80;
 
 fn log_file(path: &Path) -> Stdio {
     std::fs::File::create(path)
