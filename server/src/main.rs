@@ -17,6 +17,12 @@ use tracing_subscriber::EnvFilter;
 
 // Every request allocates (protobuf messages, sled nodes, h2 frames); glibc's
 // malloc was a sixth of the server's CPU time under 64 concurrent writers.
+/// Streams a peer may open and reset before this member has read them: a
+/// leader's heartbeats (every 100 ms by default) to a member paused for over
+/// a minute, while still a bound against a rapid-reset flood on the peer
+/// port.
+const PEER_PENDING_RESETS: usize = 1_000;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -114,11 +120,17 @@ async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     for url in config.peer_urls() {
         let incoming = listen(&url).await?;
-        let router = tonic::transport::Server::builder().add_service(
-            PeerServer::new(api::peer::PeerService::new(node.clone()))
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
-        );
+        let router = tonic::transport::Server::builder()
+            // A member that was paused finds, on waking, every heartbeat the
+            // leader gave up on meanwhile as a stream opened and then reset.
+            // Past h2's default of 20 it answers GOAWAY, which also broke
+            // the snapshot that was bringing it up to date.
+            .http2_max_pending_accept_reset_streams(Some(PEER_PENDING_RESETS))
+            .add_service(
+                PeerServer::new(api::peer::PeerService::new(node.clone()))
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX),
+            );
         tracing::info!(%url, "serving peers");
         let mut stop = stop_rx.clone();
         servers.spawn(router.serve_with_incoming_shutdown(incoming, async move {

@@ -381,7 +381,16 @@ impl Node {
     /// lose, and the next round can go the same way (once 10 s without a
     /// leader under load). So this member first takes that term with a vote
     /// for itself (it granted no other in it), then campaigns above it.
+    ///
+    /// A leader that still hears from a quorum does nothing: the candidate
+    /// cannot win, and abdicating to campaign again would drop the very
+    /// replication stream that is bringing the candidate up to date (a
+    /// member resumed after a pause campaigned every two seconds, and the
+    /// leader abdicated each time, for over ten seconds without a leader).
     pub async fn outran_candidate(&self, candidate_term: u64, mine: Option<types::LogId>) {
+        if self.status_leader() == self.id {
+            return;
+        }
         let silent = self
             .leader_contact
             .lock()
