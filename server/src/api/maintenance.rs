@@ -156,41 +156,44 @@ fn hash_kv(
     revision: i64,
 ) -> Result<(u32, i64, i64), crate::error::EtcdError> {
     use prost::Message;
-    let _held = store.hold_compaction();
-    let (rev, compact, visible) = {
-        let st = store.read();
-        let rev = crate::mvcc::check_rev(&st, revision, st.rev)?;
-        let visible: std::collections::HashSet<crate::mvcc::Rev> = st
-            .index
-            .range(crate::mvcc::KeyRange::From(&[0]), rev)
-            .map(|(_, r)| r)
-            .collect();
-        (rev, st.compact_rev, visible)
-    };
-    let any_visible = !visible.is_empty();
-    let mut hash = crc32c::crc32c(b"key");
-    store.each_revision(1, rev, |r, kv, tombstone| {
-        if r.main <= compact && any_visible && !visible.contains(&r) {
-            return;
-        }
-        let mut k = Vec::with_capacity(18);
-        k.extend_from_slice(&(r.main as u64).to_be_bytes());
-        k.push(b'_');
-        k.extend_from_slice(&(r.sub as u64).to_be_bytes());
-        let v = if tombstone {
-            k.push(b't');
-            synod_proto::mvccpb::KeyValue {
-                key: kv.key,
-                ..Default::default()
-            }
-            .encode_to_vec()
-        } else {
-            kv.encode_to_vec()
+    // A snapshot install during the scan would hide records from it.
+    store.unrestored(|| {
+        let _held = store.hold_compaction();
+        let (rev, compact, visible) = {
+            let st = store.read();
+            let rev = crate::mvcc::check_rev(&st, revision, st.rev)?;
+            let visible: std::collections::HashSet<crate::mvcc::Rev> = st
+                .index
+                .range(crate::mvcc::KeyRange::From(&[0]), rev)
+                .map(|(_, r)| r)
+                .collect();
+            (rev, st.compact_rev, visible)
         };
-        hash = crc32c::crc32c_append(hash, &k);
-        hash = crc32c::crc32c_append(hash, &v);
-    })?;
-    Ok((hash, rev, compact))
+        let any_visible = !visible.is_empty();
+        let mut hash = crc32c::crc32c(b"key");
+        store.each_revision(1, rev, |r, kv, tombstone| {
+            if r.main <= compact && any_visible && !visible.contains(&r) {
+                return;
+            }
+            let mut k = Vec::with_capacity(18);
+            k.extend_from_slice(&(r.main as u64).to_be_bytes());
+            k.push(b'_');
+            k.extend_from_slice(&(r.sub as u64).to_be_bytes());
+            let v = if tombstone {
+                k.push(b't');
+                synod_proto::mvccpb::KeyValue {
+                    key: kv.key,
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            } else {
+                kv.encode_to_vec()
+            };
+            hash = crc32c::crc32c_append(hash, &k);
+            hash = crc32c::crc32c_append(hash, &v);
+        })?;
+        Ok((hash, rev, compact))
+    })
 }
 
 /// The snapshot body in an unnamed temporary file, its length and revision:

@@ -15,6 +15,7 @@ mod txn;
 mod writer;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,12 @@ pub struct Store {
     /// Set when an apply failed part way: memory may then be ahead of
     /// disk, so nothing more is served from it until a restart rebuilds it.
     broken: std::sync::atomic::AtomicBool,
+    /// Counts up once as a snapshot install begins and once as it ends: odd
+    /// while one runs. A read of storage made outside the state lock
+    /// (history, a range's records, a previous value) may overlap one,
+    /// which empties the tree before refilling it, and then see records
+    /// missing; `unrestored` reads again when this moved meanwhile.
+    restores: std::sync::atomic::AtomicU64,
 }
 
 pub fn rev_key(rev: Rev) -> [u8; 17] {
@@ -193,6 +200,7 @@ impl Store {
             delivery: Default::default(),
             compactor,
             broken: Default::default(),
+            restores: Default::default(),
         })
     }
 
@@ -256,12 +264,14 @@ impl Store {
         meta: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Vec<synodpb::BatchResponse>, EtcdError> {
         self.check()?;
-        let result = self.apply_inner(batches, meta);
-        if result.is_err() {
-            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::error!("applying committed entries failed; this member serves nothing more until restarted");
-        }
-        result
+        self.apply_inner(batches, meta).map_err(|e| self.broke(e))
+    }
+
+    /// Marks the store as no longer matching its disk (see `broken`).
+    fn broke(&self, e: EtcdError) -> EtcdError {
+        self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::error!(error = %e, "storage failed part way; this member serves nothing more until restarted");
+        e
     }
 
     fn check(&self) -> Result<(), EtcdError> {
@@ -338,19 +348,47 @@ impl Store {
     /// revisions, so a large range does not hold up writes while it loads.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, EtcdError> {
         self.check()?;
-        let (sel, current) = {
-            let st = self.read();
-            (select(&st, req, st.rev)?, st.rev)
-        };
-        let kvs = sel.load(self.source(), None).map_err(|e| {
-            // Compacted away since the revisions were picked.
-            if sel.at < self.compact_rev() {
-                EtcdError::Compacted
-            } else {
-                e
+        self.unrestored(|| {
+            let (sel, current) = {
+                let st = self.read();
+                (select(&st, req, st.rev)?, st.rev)
+            };
+            let kvs = sel.load(self.source(), None).map_err(|e| {
+                // Compacted away since the revisions were picked.
+                if sel.at < self.compact_rev() {
+                    EtcdError::Compacted
+                } else {
+                    e
+                }
+            })?;
+            Ok(shape(req, kvs, sel.count, current))
+        })
+    }
+
+    /// Runs `read`, which reads storage outside the state lock, again for
+    /// as long as a snapshot install overlapped it: what it read may then
+    /// lack records the tree held before and holds again after. Costs two
+    /// atomic loads when no install runs, so the read path stays lock-free
+    /// here.
+    pub fn unrestored<T>(
+        &self,
+        mut read: impl FnMut() -> Result<T, EtcdError>,
+    ) -> Result<T, EtcdError> {
+        loop {
+            let before = self.restores.load(SeqCst);
+            if before % 2 == 1 {
+                // An install holds the write lock to its end: wait for it,
+                // then look again (another may have begun since).
+                drop(self.read());
+                continue;
             }
-        })?;
-        Ok(shape(req, kvs, sel.count, current))
+            let out = read();
+            // The tree reads above may not pass the check below.
+            std::sync::atomic::fence(SeqCst);
+            if self.restores.load(SeqCst) == before {
+                return out;
+            }
+        }
     }
 
     /// Every record with a revision in `[from, to]`, in order: history for
@@ -369,15 +407,18 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(Rev, KeyValue, bool)>, EtcdError> {
-        let mut out = Vec::new();
-        self.each_revision(from, to, |rev, kv, tombstone| {
-            out.push((rev, kv, tombstone))
-        })?;
-        Ok(out)
+        self.unrestored(|| {
+            let mut out = Vec::new();
+            self.each_revision(from, to, |rev, kv, tombstone| {
+                out.push((rev, kv, tombstone))
+            })?;
+            Ok(out)
+        })
     }
 
     /// Visits every record with a revision in `[from, to]`, in order,
-    /// straight from storage (nothing is collected).
+    /// straight from storage (nothing is collected). A snapshot install
+    /// during the visit can hide records from it: see `unrestored`.
     pub fn each_revision(
         &self,
         from: i64,
@@ -405,8 +446,12 @@ impl Store {
 
     /// The value `key` had just before revision `main`, if it still can be read.
     pub fn prev_of(&self, key: &[u8], main: i64) -> Option<KeyValue> {
-        let rev = self.read().index.get(key, main - 1)?;
-        self.load(rev).ok().map(|(kv, _)| kv)
+        self.unrestored(|| {
+            let rev = self.read().index.get(key, main - 1);
+            Ok(rev.and_then(|rev| self.load(rev).ok()).map(|(kv, _)| kv))
+        })
+        .ok()
+        .flatten()
     }
 
     /// The lease's granted TTL after a keep-alive, or None if it is gone.
@@ -471,19 +516,22 @@ impl Store {
         // Asked at every peer message, so the writer is not waited for: a
         // removal still being written is seen at the removed member's next
         // message.
+        // Nor is a snapshot install, which may hide the mark for as long.
         matches!(self.tree.contains_key(removed_key(id)), Ok(true))
     }
 
     /// The attributes every member published, by member id.
     pub fn members(&self) -> Result<HashMap<u64, synodpb::MemberAttributes>, EtcdError> {
-        let mut out = HashMap::new();
-        for item in self.tree()?.scan_prefix(META_MEMBER) {
-            let (_, v) = item?;
-            if let Ok(a) = synodpb::MemberAttributes::decode(&v[..]) {
-                out.insert(a.id, a);
+        self.unrestored(|| {
+            let mut out = HashMap::new();
+            for item in self.tree()?.scan_prefix(META_MEMBER) {
+                let (_, v) = item?;
+                if let Ok(a) = synodpb::MemberAttributes::decode(&v[..]) {
+                    out.insert(a.id, a);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The whole state machine as key/value pairs.
@@ -570,19 +618,27 @@ impl Store {
         let mut pairs = DumpReader::new(r).map_err(io)?;
         let mut st = self.write();
         self.settle()?;
-        self.tree.clear()?;
-        let mut batch = sled::Batch::default();
-        let mut bytes = 0;
-        while let Some((k, v)) = pairs.next_pair().map_err(io)? {
-            bytes += k.len() + v.len();
-            batch.insert(k, v);
-            if bytes >= RESTORE_BATCH_BYTES {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                bytes = 0;
+        let installing = Installing::new(&self.restores);
+        let replaced = (|| {
+            self.tree.clear()?;
+            let mut batch = sled::Batch::default();
+            let mut bytes = 0;
+            while let Some((k, v)) = pairs.next_pair().map_err(io)? {
+                bytes += k.len() + v.len();
+                batch.insert(k, v);
+                if bytes >= RESTORE_BATCH_BYTES {
+                    self.tree.apply_batch(std::mem::take(&mut batch))?;
+                    bytes = 0;
+                }
             }
-        }
-        self.tree.apply_batch(batch)?;
-        let (fresh, leftover) = load_state(&self.tree)?;
+            self.tree.apply_batch(batch)?;
+            load_state(&self.tree)
+        })();
+        drop(installing);
+        // Once cleared, the tree holds neither the old state nor the new:
+        // nothing may be served from it until a restart, whose Raft log and
+        // snapshot bring the install round again.
+        let (fresh, leftover) = replaced.map_err(|e| self.broke(e))?;
         *st = fresh;
         let rev = st.rev;
         self.compactor.enqueue(leftover);
@@ -595,6 +651,23 @@ impl Store {
             restored: true,
         });
         Ok(())
+    }
+}
+
+/// Makes `Store::restores` odd for as long as it lives, even if the install
+/// panics, so that readers never wait for an install that is not running.
+struct Installing<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Installing<'a> {
+    fn new(restores: &'a std::sync::atomic::AtomicU64) -> Self {
+        restores.fetch_add(1, SeqCst);
+        Installing(restores)
+    }
+}
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
     }
 }
 

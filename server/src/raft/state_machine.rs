@@ -126,19 +126,21 @@ impl StateMachine {
     }
 
     fn read_meta(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let tree = self.store.tree().map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let applied = match tree
-            .get(META_APPLIED)
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?
-        {
-            Some(v) => bincode::deserialize(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+        // A snapshot may be built while another is installed.
+        let (applied, membership) = self
+            .store
+            .unrestored(|| {
+                let tree = self.store.tree()?;
+                Ok((tree.get(META_APPLIED)?, tree.get(META_MEMBERSHIP)?))
+            })
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let decode = |e| sm_err(ErrorVerb::Read, e);
+        let applied = match applied {
+            Some(v) => bincode::deserialize(&v).map_err(decode)?,
             None => None,
         };
-        let membership = match tree
-            .get(META_MEMBERSHIP)
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?
-        {
-            Some(v) => bincode::deserialize(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+        let membership = match membership {
+            Some(v) => bincode::deserialize(&v).map_err(decode)?,
             None => StoredMembership::default(),
         };
         Ok((applied, membership))
@@ -437,7 +439,16 @@ mod tests {
         std::fs::write(dir.join(INSTALLING), &snapshot).unwrap();
         let half = &snapshot[..snapshot.len() / 2];
         assert!(follower.store.restore_from(half).is_err());
-        let half_store = follower.store.dump().unwrap();
+        assert!(
+            follower.store.dump().is_err(),
+            "a half-installed store serves"
+        );
+        let half_store: Vec<(Vec<u8>, Vec<u8>)> = db
+            .open_tree("sm")
+            .unwrap()
+            .iter()
+            .map(|p| p.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect();
         assert!(half_store != old && half_store != new);
         let follower = open(dir, &db);
         assert!(follower.store.dump().unwrap() == new, "not the new content");
