@@ -17,14 +17,14 @@ use tracing_subscriber::EnvFilter;
 
 // Every request allocates (protobuf messages, sled nodes, h2 frames); glibc's
 // malloc was a sixth of the server's CPU time under 64 concurrent writers.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Streams a peer may open and reset before this member has read them: a
 /// leader's heartbeats (every 100 ms by default) to a member paused for over
 /// a minute, while still a bound against a rapid-reset flood on the peer
 /// port.
 const PEER_PENDING_RESETS: usize = 1_000;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let config = Config::parse();

@@ -607,32 +607,19 @@ async fn etcd_member_catches_up_by_snapshot() {
 /// at (its synced watchers' start revision is not advanced as they send),
 /// so there only nothing lost is checked.
 async fn watch_through_a_snapshot(kind: &'static str) {
-    use synod_proto::etcdserverpb::watch_client::WatchClient;
-    use synod_proto::etcdserverpb::watch_request::RequestUnion;
-    use synod_proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
-    use tokio_stream::wrappers::ReceiverStream;
+    use synod_proto::etcdserverpb::WatchCreateRequest;
 
     let _one = ONE_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     let c = Cluster::start_with(kind, 3, root.path(), &["--snapshot-count=100"]);
     let leader = c.leader(Duration::from_secs(10)).await;
     let slow = (leader + 1) % 3;
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"w/".to_vec(),
-            range_end: b"w0".to_vec(),
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
-    let mut stream = WatchClient::new(channel(c.url(slow)))
-        .max_decoding_message_size(usize::MAX)
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let create = WatchCreateRequest {
+        key: b"w/".to_vec(),
+        range_end: b"w0".to_vec(),
+        ..Default::default()
+    };
+    let (_requests, mut stream) = common::open_watch(c.url(slow), create).await;
     let created = stream.message().await.unwrap().unwrap();
     assert!(created.created, "{kind}: {created:?}");
     let mut want = put_many(&c, leader, "w/a", 50).await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
+use common::{open_watch, Server};
 use synod_proto::etcdserverpb::watch_client::WatchClient;
 use synod_proto::etcdserverpb::watch_create_request::FilterType;
 use synod_proto::etcdserverpb::watch_request::RequestUnion;
@@ -17,30 +17,6 @@ use synod_proto::mvccpb::event::EventType;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
-
-async fn open_watch(
-    url: String,
-    create: WatchCreateRequest,
-) -> (mpsc::Sender<WatchRequest>, Streaming<WatchResponse>) {
-    // etcd replays history in responses of up to 1,000 revisions, far past
-    // gRPC's default 4 MiB; its own client lifts the limit, so this does.
-    let mut client = WatchClient::connect(url)
-        .await
-        .unwrap()
-        .max_decoding_message_size(usize::MAX);
-    let (tx, rx) = mpsc::channel(16);
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(create)),
-    })
-    .await
-    .unwrap();
-    let stream = client
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    (tx, stream)
-}
 
 async fn next(stream: &mut Streaming<WatchResponse>) -> WatchResponse {
     tokio::time::timeout(Duration::from_secs(10), stream.message())

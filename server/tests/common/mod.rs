@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use synod_proto::etcdserverpb::kv_client::KvClient;
 use synod_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use synod_proto::etcdserverpb::StatusRequest;
+use synod_proto::etcdserverpb::watch_client::WatchClient;
+use synod_proto::etcdserverpb::watch_request::RequestUnion;
+use synod_proto::etcdserverpb::{StatusRequest, WatchCreateRequest, WatchRequest, WatchResponse};
 use tonic::transport::Channel;
 
 pub mod cluster;
@@ -316,4 +318,33 @@ pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().expect("etcdctl output")
+}
+
+/// Opens a watch stream with one create request; the sender keeps the
+/// stream open while it lives.
+pub async fn open_watch(
+    url: String,
+    create: WatchCreateRequest,
+) -> (
+    tokio::sync::mpsc::Sender<WatchRequest>,
+    tonic::Streaming<WatchResponse>,
+) {
+    // etcd replays history in responses of up to 1,000 revisions, far past
+    // gRPC's default 4 MiB; its own client lifts the limit, so this does.
+    let mut client = WatchClient::connect(url)
+        .await
+        .unwrap()
+        .max_decoding_message_size(usize::MAX);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tx.send(WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(create)),
+    })
+    .await
+    .unwrap();
+    let stream = client
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, stream)
 }

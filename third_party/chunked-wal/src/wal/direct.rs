@@ -73,7 +73,8 @@ pub(crate) struct Tail {
 }
 
 impl DirectWriter {
-    /// Writes `writes` at file offset `at` of `entry`'s chunk, directly.
+    /// Writes `writes` (`total` bytes) at file offset `at` of `entry`'s
+    /// chunk, directly.
     /// Returns `Ok(false)`, having written nothing, where direct writes are
     /// not supported; the caller then writes them through the page cache.
     pub(crate) fn write<W: WalTypes>(
@@ -82,6 +83,7 @@ impl DirectWriter {
         entry: &FileEntry<W>,
         at: u64,
         writes: &[QueuedWrite<W>],
+        total: usize,
     ) -> io::Result<bool> {
         let stale = match self {
             DirectWriter::Untried => true,
@@ -95,7 +97,7 @@ impl DirectWriter {
             return Ok(false);
         };
         let first = !tail.known;
-        match tail.write(entry, at, writes) {
+        match tail.write(entry, at, writes, total) {
             Ok(()) => Ok(true),
             // Nothing was written; the page cache takes this batch and the
             // rest.
@@ -157,6 +159,7 @@ impl Tail {
         entry: &FileEntry<W>,
         at: u64,
         writes: &[QueuedWrite<W>],
+        total: usize,
     ) -> io::Result<()> {
         if !self.known || self.start + self.len as u64 != at {
             // The first batch into this chunk since the worker started:
@@ -177,7 +180,10 @@ impl Tail {
             )?;
             self.known = true;
         }
-        let total: usize = writes.iter().map(|w| w.write.data.len()).sum();
+        debug_assert_eq!(
+            total,
+            writes.iter().map(|w| w.write.data.len()).sum::<usize>()
+        );
         if total == 0 {
             return Ok(());
         }

@@ -111,7 +111,8 @@ fn status_error(status: &WorkerStatus) -> Result<(), io::Error> {
 }
 
 pub(crate) struct FlushWorker<W>
-where W: WalTypes
+where
+    W: WalTypes,
 {
     rx: Receiver<SeqRequest<W>>,
     files: Vec<FileEntry<W>>,
@@ -122,7 +123,8 @@ where W: WalTypes
 }
 
 impl<W> FlushWorker<W>
-where W: WalTypes
+where
+    W: WalTypes,
 {
     /// When starting, there is at most one open chunk file that is not sync.
     pub(crate) fn spawn(self) -> JoinHandle<()> {
@@ -218,9 +220,8 @@ where W: WalTypes
                 // Synod's patch: chunks are preallocated, so the records' end
                 // is not the file's. A batch ends at its last write's offset.
                 let batch_end = batch.writes.last().unwrap().write.upto_offset;
-                let at = batch_end
-                    - batch_bytes as u64
-                    - last_entry.starting_offset;
+                let at =
+                    batch_end - batch_bytes as u64 - last_entry.starting_offset;
                 let batch_start = Instant::now();
                 let mut batch_metrics =
                     BatchMetrics::new(batch.writes.len(), group_wait);
@@ -234,6 +235,7 @@ where W: WalTypes
                     last_entry,
                     at,
                     &batch.writes,
+                    batch_bytes,
                 ) {
                     Ok(true) => Ok(()),
                     Ok(false) => {
